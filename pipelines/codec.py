@@ -50,6 +50,11 @@ class DecodedEvent:
         metadata: dict[str, Any] = self.record["metadata"]
         return metadata
 
+    @property
+    def event_id(self) -> str:
+        """The idempotency key, as a string (the record holds a ``UUID``)."""
+        return str(self.record["metadata"]["event_id"])
+
 
 @dataclass(frozen=True, slots=True)
 class _DecimalField:

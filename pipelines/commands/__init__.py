@@ -1,0 +1,1 @@
+"""Subcommands of the ``pipeline`` CLI, one module per group."""
