@@ -16,7 +16,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastavro import schemaless_reader, schemaless_writer
 
@@ -27,7 +27,7 @@ from pipelines.errors import (
     PoisonRecordError,
     UnknownSchemaError,
 )
-from pipelines.schemas import SchemaRegistry, SchemaVersion, default_registry
+from pipelines.schemas import SchemaRegistry, default_registry
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8
@@ -36,8 +36,7 @@ HEADER_SIZE = len(MAGIC) + 8
 _WRITE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedEvent:
+class DecodedEvent(NamedTuple):
     """An event read off the wire, in the current reader schema's shape."""
 
     event_type: str
@@ -97,6 +96,15 @@ class Codec:
             name: (MAGIC + v.fingerprint, v.parsed, _decimal_fields(v.resolved))
             for name, v in self.registry.current.items()
         }
+        self._readers: dict[bytes, tuple[str, int, dict[str, Any], dict[str, Any] | None]] = {}
+        for version in self.registry.all_versions():
+            reader = self.registry.current[version.event_type]
+            self._readers[version.fingerprint] = (
+                version.event_type,
+                version.version,
+                version.parsed,
+                None if reader.fingerprint == version.fingerprint else reader.parsed,
+            )
         self._buffer = io.BytesIO()
 
     def encode(self, event: Mapping[str, Any]) -> bytes:
@@ -120,55 +128,47 @@ class Codec:
             raise EventValidationError(f"{event_type} does not fit its schema: {exc!r}") from exc
         return buf.getvalue()
 
-    def writer_for(self, data: bytes) -> SchemaVersion:
-        """The writer schema of a wire record, or a poison-record error."""
+    @staticmethod
+    def _unreadable(data: bytes) -> PoisonRecordError:
+        """Why a record's header names no shipped schema."""
         if len(data) < HEADER_SIZE:
-            raise CorruptRecordError(
+            return CorruptRecordError(
                 f"record is {len(data)} bytes, shorter than the {HEADER_SIZE}-byte header", data
             )
         if data[:2] != MAGIC:
-            raise CorruptRecordError(
+            return CorruptRecordError(
                 f"record does not start with the single-object marker C3 01 (got {data[:2].hex()})",
                 data,
             )
-        writer = self.registry.by_fingerprint(bytes(data[2:HEADER_SIZE]))
-        if writer is None:
-            raise UnknownSchemaError(
-                f"no shipped schema has fingerprint {bytes(data[2:HEADER_SIZE]).hex()}", data
-            )
-        return writer
+        return UnknownSchemaError(
+            f"no shipped schema has fingerprint {bytes(data[2:HEADER_SIZE]).hex()}", data
+        )
 
     def decode(self, data: bytes) -> DecodedEvent:
         """Decode one wire record into the current reader schema's shape."""
-        writer = self.writer_for(data)
-        reader = self.registry.current[writer.event_type]
+        fingerprint = data[2:HEADER_SIZE]
+        found = self._readers.get(fingerprint) if data[:2] == MAGIC else None
+        if found is None:
+            raise self._unreadable(data)
+        event_type, version, writer, reader = found
         body = io.BytesIO(data)
         body.seek(HEADER_SIZE)
         try:
-            if writer is reader:
-                record = schemaless_reader(body, writer.parsed, None)
-            else:
-                record = schemaless_reader(body, writer.parsed, reader.parsed)
+            record = schemaless_reader(body, writer, reader)
         except EOFError as exc:
-            raise CorruptRecordError(f"{writer.event_type} body is truncated", data) from exc
-        except PoisonRecordError:
-            raise
+            raise CorruptRecordError(f"{event_type} body is truncated", data) from exc
         except Exception as exc:  # fastavro raises many kinds on bad bytes
-            raise CorruptRecordError(
-                f"{writer.event_type} body does not decode: {exc!r}", data
-            ) from exc
+            raise CorruptRecordError(f"{event_type} body does not decode: {exc!r}", data) from exc
         if body.tell() != len(data):
             raise CorruptRecordError(
-                f"{writer.event_type} body has {len(data) - body.tell()} trailing bytes", data
+                f"{event_type} body has {len(data) - body.tell()} trailing bytes", data
             )
-        if not isinstance(record, dict):
-            raise InvalidEventError(f"{writer.event_type} did not decode to a record", data)
-        declared = record["metadata"]["event_type"]
-        if declared != writer.event_type:
+        declared = record["metadata"]["event_type"]  # type: ignore[call-overload,index]
+        if declared != event_type:
             raise InvalidEventError(
-                f"metadata.event_type is {declared!r} but the schema is {writer.event_type}", data
+                f"metadata.event_type is {declared!r} but the schema is {event_type}", data
             )
-        return DecodedEvent(writer.event_type, record, writer.fingerprint, writer.version)
+        return DecodedEvent(event_type, record, bytes(fingerprint), version)  # type: ignore[arg-type]
 
 
 _default: Codec | None = None
