@@ -269,6 +269,7 @@ class Producer:
             request = lanes.next_request()
             results = self._put_records(request, events, placements, lanes)
             any_failed = False
+            exhausted: str | None = None
             for entry, result in zip(request, results, strict=True):
                 if result is not None and "SequenceNumber" in result:
                     self._place(entry, result, events, keys, placements)
@@ -279,12 +280,9 @@ class Producer:
                 self.stats["entries_failed"] += 1
                 if entry.attempts >= self.retry.max_attempts:
                     reason = (result or {}).get("ErrorCode", "request failed")
-                    self._give_up(
-                        f"an entry failed {entry.attempts} times ({reason})",
-                        lanes,
-                        events,
-                        placements,
-                    )
+                    exhausted = f"an entry failed {entry.attempts} times ({reason})"
+            if exhausted:  # only after every landed entry of the response is placed
+                self._give_up(exhausted, lanes, events, placements)
             if any_failed:
                 failed_rounds += 1
                 self._sleep(self.retry.delay(failed_rounds, self._rng))
