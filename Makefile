@@ -24,7 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy pipelines functions
+	$(BIN)/mypy pipelines
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -196,7 +196,9 @@ class Producer:
         if not (stream_name or stream_arn):
             raise ValueError("give the stream's name or ARN")
         self.client = client
-        self._stream = {"StreamARN": stream_arn} if stream_arn else {"StreamName": stream_name}
+        self._stream: dict[str, str] = (
+            {"StreamARN": stream_arn} if stream_arn else {"StreamName": str(stream_name)}
+        )
         self.aggregate = aggregate
         self.retry = retry or RetryPolicy()
         self.codec = codec or default_codec()

@@ -55,7 +55,7 @@ def schemas_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "schemas"
 
 
-def fingerprint_of(schema: Mapping[str, Any] | str) -> bytes:
+def fingerprint_of(schema: dict[str, Any]) -> bytes:
     """The 8-byte little-endian CRC-64-AVRO fingerprint of a parsed schema."""
     canonical = to_parsing_canonical_form(schema)
     return bytes.fromhex(_fingerprint(canonical, "CRC-64-AVRO"))
@@ -91,7 +91,7 @@ def resolve_schema(schema: Mapping[str, Any], named: Mapping[str, Any]) -> dict[
 
 
 def _make_version(event_type: str, version: int, resolved: dict[str, Any]) -> SchemaVersion:
-    parsed = parse_schema(resolved, {})
+    parsed: dict[str, Any] = parse_schema(resolved, {})  # type: ignore[assignment]
     return SchemaVersion(event_type, version, resolved, parsed, fingerprint_of(parsed))
 
 
