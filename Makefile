@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench package clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ format: $(STAMP)
 ## bench: throughput and size figures (not part of make test)
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks
+
+## package: the Lambda deployment package, build/lambda/pipelines.zip (deterministic)
+package: $(STAMP)
+	$(BIN)/pipeline package
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .mypy_cache
