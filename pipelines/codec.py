@@ -99,11 +99,12 @@ class Codec:
         self._readers: dict[bytes, tuple[str, int, dict[str, Any], dict[str, Any] | None]] = {}
         for version in self.registry.all_versions():
             reader = self.registry.current[version.event_type]
+            same = reader.fingerprint == version.fingerprint
             self._readers[version.fingerprint] = (
                 version.event_type,
                 version.version,
-                version.parsed,
-                None if reader.fingerprint == version.fingerprint else reader.parsed,
+                reader.parsed if same else version.parsed,
+                None if same else reader.parsed,
             )
         self._buffer = io.BytesIO()
 

@@ -89,6 +89,10 @@ def event_from_json(event_type: str, data: Mapping[str, Any], *, producer: str) 
     event = new_event(event_type, body, producer=producer)
     event["metadata"].update(given_meta)
     event["metadata"]["event_type"] = event_type
+    try:
+        event["metadata"]["event_id"] = str(uuid.UUID(str(event["metadata"]["event_id"])))
+    except ValueError as exc:
+        raise EventValidationError(f"{event_type}.metadata.event_id is not a UUID") from exc
     schema = default_registry().current[event_type].resolved
     converted: dict[str, Any] = _from_json(schema, event, event_type)
     return converted

@@ -7,9 +7,11 @@ Layout of the ``schemas/`` folder (shipped inside the wheel as
     schemas/<EventType>.avsc            current schema of each event type
     schemas/history/<EventType>/vN.avsc every version ever released, fully
                                         resolved (named types inlined)
-    schemas/history/FINGERPRINTS        "<EventType> vN <fingerprint>" per line
+    schemas/history/FINGERPRINTS        "<EventType> vN <fingerprint> <sha256>" per line
 
-History files are never edited: ``FINGERPRINTS`` pins each one, and the test
+History files are never edited: ``FINGERPRINTS`` pins each one (the Avro
+fingerprint of its parsing canonical form, and the SHA-256 of the file, since
+defaults, docs and logical types are not part of the canonical form), and the test
 suite fails if a file no longer matches its pin, if the current schema is not
 the latest released version, or if the current schema cannot read data written
 with any earlier version.
@@ -17,6 +19,7 @@ with any earlier version.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -115,7 +118,9 @@ class SchemaRegistry:
                 current = _make_version(event_type, released + 1, resolved)
             self.history[event_type] = versions
             self.current[event_type] = current
-            for v in (*versions, current):
+            # The current schema wins a fingerprint it shares with a released version
+            # (they differ at most in docs, defaults or logical types).
+            for v in (current, *reversed(versions)):
                 self._by_fingerprint.setdefault(v.fingerprint, v)
 
     def _load_history(self, event_type: str) -> list[SchemaVersion]:
@@ -136,16 +141,19 @@ class SchemaRegistry:
     def all_versions(self) -> Iterable[SchemaVersion]:
         return self._by_fingerprint.values()
 
-    def pinned_fingerprints(self) -> dict[tuple[str, int], str]:
-        """What ``history/FINGERPRINTS`` pins, as {(event_type, version): hex}."""
+    def pinned(self) -> dict[tuple[str, int], tuple[str, str]]:
+        """What ``history/FINGERPRINTS`` pins: {(event_type, version): (fingerprint, sha256)}."""
         path = self.root / "history" / "FINGERPRINTS"
-        pins: dict[tuple[str, int], str] = {}
+        pins: dict[tuple[str, int], tuple[str, str]] = {}
         if path.exists():
             for line in path.read_text().splitlines():
                 if line.strip() and not line.startswith("#"):
-                    event_type, version, hex_fp = line.split()
-                    pins[(event_type, int(version.lstrip("v")))] = hex_fp
+                    event_type, version, hex_fp, sha256 = line.split()
+                    pins[(event_type, int(version.lstrip("v")))] = (hex_fp, sha256)
         return pins
+
+    def history_file(self, version: SchemaVersion) -> Path:
+        return self.root / "history" / version.event_type / f"v{version.version}.avsc"
 
     def unreleased(self) -> list[SchemaVersion]:
         """Current schemas that differ from their latest released version."""
@@ -166,11 +174,12 @@ class SchemaRegistry:
         for cur in self.unreleased():
             for old in self.history[cur.event_type]:
                 check_can_read(cur, old)
-            folder = self.root / "history" / cur.event_type
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"v{cur.version}.avsc").write_text(json.dumps(cur.resolved, indent=2) + "\n")
+            path = self.history_file(cur)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(cur.resolved, indent=2) + "\n")
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
             with (self.root / "history" / "FINGERPRINTS").open("a") as pins:
-                pins.write(f"{cur.event_type} v{cur.version} {cur.fingerprint_hex}\n")
+                pins.write(f"{cur.event_type} v{cur.version} {cur.fingerprint_hex} {digest}\n")
             released.append(cur)
         return released
 

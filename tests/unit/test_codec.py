@@ -23,7 +23,7 @@ from pipelines.errors import (
     PoisonRecordError,
     UnknownSchemaError,
 )
-from pipelines.events import new_event
+from pipelines.events import event_from_json, new_event
 from pipelines.schemas import EVENT_TYPES, default_registry
 from tests.strategies import events_of
 
@@ -131,13 +131,13 @@ def test_a_record_whose_type_disagrees_with_its_schema_is_invalid() -> None:
     assert "UserDeleted" in caught.value.reason
 
 
-def test_a_malformed_event_id_is_a_poison_record() -> None:
-    event = new_event(
-        "UserRegistered", {"user_id": "u1", "email": "a@example.com", "name": "A"}, producer="t"
-    )
-    event["metadata"]["event_id"] = "not-a-uuid"
-    with pytest.raises(PoisonRecordError):
-        decode_event(encode_event(event))
+def test_an_event_id_that_is_not_a_uuid_is_refused() -> None:
+    with pytest.raises(EventValidationError, match="event_id is not a UUID"):
+        event_from_json(
+            "UserRegistered",
+            {"user_id": "u1", "email": "a@b.c", "name": "A", "metadata": {"event_id": "nope"}},
+            producer="t",
+        )
 
 
 def _transaction(amount: Any) -> dict[str, Any]:

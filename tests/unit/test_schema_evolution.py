@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -25,13 +26,14 @@ def test_every_current_schema_is_released(registry: SchemaRegistry) -> None:
 
 
 def test_released_versions_are_never_edited(registry: SchemaRegistry) -> None:
-    pins = registry.pinned_fingerprints()
+    pins = registry.pinned()
     for event_type in EVENT_TYPES:
         versions = registry.history[event_type]
         assert versions, f"{event_type} has no released version"
         assert [v.version for v in versions] == list(range(1, len(versions) + 1))
         for v in versions:
-            assert pins[(event_type, v.version)] == v.fingerprint_hex, (
+            digest = hashlib.sha256(registry.history_file(v).read_bytes()).hexdigest()
+            assert pins[(event_type, v.version)] == (v.fingerprint_hex, digest), (
                 f"schemas/history/{event_type}/v{v.version}.avsc no longer matches its pin"
             )
 
