@@ -1,0 +1,125 @@
+"""The projector's configuration, read once from environment variables.
+
+Terraform sets these names as the Lambda function's environment variables and
+the local runtime sets the same ones; nothing else reads the environment.
+
+========================  ========================================  =============
+variable                  meaning                                   default
+========================  ========================================  =============
+USERS_TABLE               users read model (state, by version)      required
+USER_ACTIVITIES_TABLE     user activity facts                       required
+SYSTEM_METRICS_TABLE      metric sample facts                       required
+TRANSACTIONS_TABLE        transaction facts                         required
+IMAGE_ANALYSIS_TABLE      latest labels per image                   required
+QUARANTINE_BUCKET         where poison records are kept             required
+FACT_TTL_DAYS             retention of facts on TTL tables (days)   90
+TTL_ATTRIBUTE             the tables' time-to-live attribute        ttl
+WRITE_MAX_ATTEMPTS        DynamoDB write attempts before giving up  6
+WRITE_BACKOFF_BASE_MS     first backoff delay (doubles, jittered)   50
+WRITE_BACKOFF_MAX_MS      longest backoff delay                     2000
+POWERTOOLS_SERVICE_NAME   service name; the quarantine key prefix   projector
+POWERTOOLS_METRICS_NAMESPACE  CloudWatch namespace of the metrics   Pipelines
+AWS_ENDPOINT_URL          emulator or LocalStack endpoint           (AWS)
+========================  ========================================  =============
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pipelines.errors import PipelineError
+
+
+class SettingsError(PipelineError):
+    """A required environment variable is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableNames:
+    """Physical DynamoDB table names of the read models."""
+
+    users: str
+    user_activities: str
+    system_metrics: str
+    transactions: str
+    image_analysis: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often, and how patiently, a DynamoDB write is retried."""
+
+    max_attempts: int = 6
+    base_delay: float = 0.05  # seconds
+    max_delay: float = 2.0  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the projector needs to know about its environment."""
+
+    tables: TableNames
+    quarantine_bucket: str
+    service_name: str = "projector"
+    metrics_namespace: str = "Pipelines"
+    endpoint_url: str | None = None
+    fact_ttl_days: int = 90
+    ttl_attribute: str = "ttl"
+    retry: RetryPolicy = RetryPolicy()
+
+    @property
+    def fact_ttl_seconds(self) -> int:
+        return self.fact_ttl_days * 86_400
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            tables=TableNames(
+                users=_required(env, "USERS_TABLE"),
+                user_activities=_required(env, "USER_ACTIVITIES_TABLE"),
+                system_metrics=_required(env, "SYSTEM_METRICS_TABLE"),
+                transactions=_required(env, "TRANSACTIONS_TABLE"),
+                image_analysis=_required(env, "IMAGE_ANALYSIS_TABLE"),
+            ),
+            quarantine_bucket=_required(env, "QUARANTINE_BUCKET"),
+            service_name=env.get("POWERTOOLS_SERVICE_NAME") or "projector",
+            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or "Pipelines",
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            fact_ttl_days=_positive_int(env, "FACT_TTL_DAYS", 90),
+            ttl_attribute=env.get("TTL_ATTRIBUTE") or "ttl",
+            retry=RetryPolicy(
+                max_attempts=_positive_int(env, "WRITE_MAX_ATTEMPTS", 6),
+                base_delay=_positive_int(env, "WRITE_BACKOFF_BASE_MS", 50) / 1000,
+                max_delay=_positive_int(env, "WRITE_BACKOFF_MAX_MS", 2000) / 1000,
+            ),
+        )
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """The settings of this process, read from the environment on first use."""
+    return Settings.from_env()
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"environment variable {name} is not set")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, got {value}")
+    return value
