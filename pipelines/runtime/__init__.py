@@ -1,0 +1,29 @@
+"""The local runtime: what Lambda's event source mappings do, played in this process.
+
+It reads the mappings and function configurations Terraform created, polls every Kinesis shard
+and SQS queue, builds events shaped as AWS builds them and invokes each function's handler with
+a Lambda context and the function's environment. See ``docs/adr/0002-local-runtime.md``.
+"""
+
+from pipelines.runtime.checkpoints import CheckpointStore
+from pipelines.runtime.context import LambdaContext
+from pipelines.runtime.discovery import FunctionConfig, MappingConfig, discover_mappings
+from pipelines.runtime.errors import CheckpointError, HandlerImportError, RuntimeConfigError
+from pipelines.runtime.options import RuntimeOptions
+from pipelines.runtime.runner import LocalRuntime, RunResult
+from pipelines.runtime.stats import MappingStats
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointStore",
+    "FunctionConfig",
+    "HandlerImportError",
+    "LambdaContext",
+    "LocalRuntime",
+    "MappingConfig",
+    "MappingStats",
+    "RunResult",
+    "RuntimeConfigError",
+    "RuntimeOptions",
+    "discover_mappings",
+]
