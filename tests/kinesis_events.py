@@ -1,0 +1,160 @@
+"""Test helpers: Lambda Kinesis events as AWS documents them, and the projection tables.
+
+The event shape follows the sample in the Lambda developer guide ("Using Lambda
+with Kinesis"): ``Records[].kinesis`` with base64 ``data``, ``eventID`` =
+``<shard id>:<sequence number>``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pipelines.aggregation import Aggregator
+from pipelines.codec import encode_event
+from pipelines.settings import Settings, TableNames
+
+SHARD_ID = "shardId-000000000006"
+STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/lambda-stream"
+
+TABLES = TableNames(
+    users="test-users",
+    user_activities="test-user-activities",
+    system_metrics="test-system-metrics",
+    transactions="test-transactions",
+    image_analysis="test-image-analysis",
+)
+BUCKET = "test-quarantine"
+
+# Mirrors terraform/modules/projections/main.tf: every key attribute is a string.
+_KEYS: dict[str, tuple[str, str | None]] = {
+    TABLES.users: ("user_id", None),
+    TABLES.user_activities: ("user_id", "timestamp"),
+    TABLES.system_metrics: ("metric_id", None),
+    TABLES.transactions: ("transaction_id", None),
+    TABLES.image_analysis: ("image_key", None),
+}
+
+
+def projector_settings(**overrides: Any) -> Settings:
+    return Settings(tables=TABLES, quarantine_bucket=BUCKET, **overrides)
+
+
+def settings_env() -> dict[str, str]:
+    """The environment variables Terraform sets on the projector function."""
+    return {
+        "USERS_TABLE": TABLES.users,
+        "USER_ACTIVITIES_TABLE": TABLES.user_activities,
+        "SYSTEM_METRICS_TABLE": TABLES.system_metrics,
+        "TRANSACTIONS_TABLE": TABLES.transactions,
+        "IMAGE_ANALYSIS_TABLE": TABLES.image_analysis,
+        "QUARANTINE_BUCKET": BUCKET,
+        "FACT_TTL_DAYS": "30",
+        "POWERTOOLS_SERVICE_NAME": "projector",
+        "POWERTOOLS_METRICS_NAMESPACE": "PipelinesTest",
+        "WRITE_MAX_ATTEMPTS": "3",
+        "WRITE_BACKOFF_BASE_MS": "1",
+        "WRITE_BACKOFF_MAX_MS": "2",
+    }
+
+
+def create_projection_stores(dynamodb: Any, s3: Any) -> None:
+    """The five read-model tables (keys as Terraform makes them) and the quarantine bucket."""
+    for name, (hash_key, range_key) in _KEYS.items():
+        keys = [(hash_key, "HASH")] + ([(range_key, "RANGE")] if range_key else [])
+        attributes = {k for k, _ in keys}
+        extra: dict[str, Any] = {}
+        if name == TABLES.transactions:
+            attributes |= {"user_id", "timestamp"}
+            extra["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": "UserTransactionsIndex",
+                    "KeySchema": [
+                        {"AttributeName": "user_id", "KeyType": "HASH"},
+                        {"AttributeName": "timestamp", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ]
+        dynamodb.create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
+            **extra,
+        )
+    s3.create_bucket(Bucket=BUCKET)
+
+
+def table_contents(dynamodb: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every item of every read model, in a stable order."""
+    out = {}
+    for name in _KEYS:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": name}
+        while True:
+            page = dynamodb.scan(**kwargs)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        out[name] = sorted(items, key=repr)
+    return out
+
+
+def sequence_number(n: int) -> str:
+    return f"4959033827149025660855969253836157109592157598913658{n:04d}"
+
+
+def kinesis_record(
+    data: bytes, partition_key: str, n: int, *, shard_id: str = SHARD_ID
+) -> dict[str, Any]:
+    """One element of a Lambda Kinesis event's ``Records``."""
+    seq = sequence_number(n)
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": partition_key,
+            "sequenceNumber": seq,
+            "data": base64.b64encode(data).decode(),
+            "approximateArrivalTimestamp": 1545084650.987 + n,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard_id}:{seq}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": STREAM_ARN,
+    }
+
+
+def key_of(event: dict[str, Any]) -> str:
+    key: str = event["metadata"]["aggregate_id"]
+    return key
+
+
+def plain_records(events: Iterable[dict[str, Any]], first: int = 1) -> list[dict[str, Any]]:
+    """One Kinesis record per event."""
+    return [
+        kinesis_record(encode_event(e), key_of(e), n) for n, e in enumerate(events, start=first)
+    ]
+
+
+def aggregated_record(
+    items: Sequence[tuple[str, bytes]] | Sequence[dict[str, Any]], n: int
+) -> dict[str, Any]:
+    """One KPL aggregate holding events (or ``(partition key, bytes)`` pairs)."""
+    agg = Aggregator()
+    first_key = None
+    for item in items:
+        key, data = (key_of(item), encode_event(item)) if isinstance(item, dict) else item
+        first_key = first_key or key
+        if not agg.add(key, data):
+            raise ValueError("too much for one aggregate")
+    return kinesis_record(agg.seal(), first_key or "", n)
+
+
+def kinesis_event(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"Records": records}
