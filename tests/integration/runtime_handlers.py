@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 CALLS: list[Call] = []
@@ -25,6 +25,7 @@ class Call:
     request_id: str
     remaining_ms: int
     env: dict[str, str]
+    decoded: list[str] = field(default_factory=list)
 
     @property
     def payloads(self) -> list[str]:
@@ -108,3 +109,16 @@ def report_unknown_identifier(event: dict[str, Any], context: Any) -> dict[str, 
     if len(CALLS) == 1:
         return {"batchItemFailures": [{"itemIdentifier": "999999999"}]}
     return {"batchItemFailures": None}
+
+
+def collect_events(event: dict[str, Any], context: Any) -> None:
+    """Decode every event of the batch (KPL aggregates included), as the consumers do."""
+    from pipelines.records import decode_lambda_record
+
+    call = _record_call(event, context)
+    call.decoded = [
+        delivered.event.event_id
+        for record in event["Records"]
+        for delivered in decode_lambda_record(record)
+        if delivered.event is not None
+    ]
