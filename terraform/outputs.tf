@@ -1,0 +1,74 @@
+output "name_prefix" {
+  description = "Prefix of every resource name: <project>-<workspace>."
+  value       = local.name
+}
+
+output "workspace" {
+  description = "Terraform workspace (the environment)."
+  value       = terraform.workspace
+}
+
+output "region" {
+  description = "Region the stack is deployed in."
+  value       = local.region
+}
+
+output "kms_key_arn" {
+  description = "Customer-managed key that encrypts the workspace's data."
+  value       = aws_kms_key.this.arn
+}
+
+output "stream_name" {
+  description = "Kinesis stream carrying the Avro events."
+  value       = module.stream.stream_name
+}
+
+output "stream_arn" {
+  description = "ARN of the event stream."
+  value       = module.stream.stream_arn
+}
+
+output "bucket_names" {
+  description = "Bucket names by purpose: lake, archive, quarantine, uploads, athena_results, artifacts."
+  value       = module.storage.bucket_ids
+}
+
+output "uploads_prefix" {
+  description = "Key prefix in the uploads bucket whose new objects notify the uploads queue."
+  value       = module.storage.uploads_prefix
+}
+
+output "uploads_queue_url" {
+  description = "Queue the image labeler consumes (S3 notifications for uploads)."
+  value       = module.storage.uploads_queue_url
+}
+
+output "table_names" {
+  description = "DynamoDB table names by projection."
+  value       = module.projections.table_names
+}
+
+output "glue_database" {
+  description = "Glue database of the lake."
+  value       = module.catalog.database_name
+}
+
+output "lake_tables" {
+  description = "Glue table and S3 location of each event type's lake dataset."
+  value       = module.catalog.tables
+}
+
+output "athena_workgroup" {
+  description = "Athena workgroup for lake queries."
+  value       = module.catalog.workgroup_name
+}
+
+output "topic_arns" {
+  description = "SNS topic ARNs: anomaly_alerts, fraud_alerts, user_notifications, operations."
+  value       = module.alerts.topic_arns
+}
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the pipeline."
+  value       = module.observability.dashboard_name
+}

@@ -1,0 +1,129 @@
+variable "project" {
+  description = "Project name; every resource name starts with <project>-<workspace>."
+  type        = string
+  default     = "pipelines"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,19}$", var.project))
+    error_message = "project must be 2-20 characters of lower-case letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region must be an AWS region name such as us-east-1."
+  }
+}
+
+variable "stream" {
+  description = "Kinesis data stream settings: on-demand capacity, or a provisioned shard count."
+  type = object({
+    on_demand       = optional(bool, false)
+    shard_count     = optional(number, 1)
+    retention_hours = optional(number, 168)
+  })
+  default = {}
+
+  validation {
+    condition     = var.stream.shard_count >= 1 && var.stream.shard_count <= 500 && floor(var.stream.shard_count) == var.stream.shard_count
+    error_message = "stream.shard_count must be a whole number from 1 to 500."
+  }
+
+  validation {
+    condition     = var.stream.retention_hours >= 24 && var.stream.retention_hours <= 8760
+    error_message = "stream.retention_hours must be between 24 and 8760."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect stateful resources (DynamoDB tables) from deletion and keep non-empty buckets on destroy."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_days" {
+  description = "Retention of the CloudWatch log groups created for functions."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, ..., 3653)."
+  }
+}
+
+variable "lifecycle_days" {
+  description = "Object lifecycle, in days: lake transitions (seed article: IA at 30, Glacier at 90), quarantine and Athena results expiry, noncurrent versions."
+  type = object({
+    lake_infrequent_access    = optional(number, 30)
+    lake_glacier              = optional(number, 90)
+    quarantine_expiration     = optional(number, 90)
+    athena_results_expiration = optional(number, 7)
+    noncurrent_expiration     = optional(number, 30)
+  })
+  default = {}
+
+  validation {
+    condition     = var.lifecycle_days.lake_infrequent_access >= 30 && var.lifecycle_days.lake_glacier > var.lifecycle_days.lake_infrequent_access
+    error_message = "lake_infrequent_access must be at least 30 days (an S3 minimum) and lake_glacier must come after it."
+  }
+
+  validation {
+    condition     = alltrue([for days in values(var.lifecycle_days) : days >= 1])
+    error_message = "Every lifecycle period must be at least one day."
+  }
+}
+
+variable "athena_bytes_scanned_cutoff" {
+  description = "Athena cancels a query of the workgroup once it has scanned this many bytes."
+  type        = number
+  default     = 10737418240 # 10 GiB
+
+  validation {
+    condition     = var.athena_bytes_scanned_cutoff >= 10485760
+    error_message = "athena_bytes_scanned_cutoff must be at least 10 MiB (Athena's minimum)."
+  }
+}
+
+variable "alert_email_subscriptions" {
+  description = "E-mail addresses subscribed to each alert topic, by topic key (anomaly_alerts, fraud_alerts, user_notifications, operations)."
+  type        = map(list(string))
+  default     = {}
+
+  validation {
+    condition     = alltrue([for topic in keys(var.alert_email_subscriptions) : contains(["anomaly_alerts", "fraud_alerts", "user_notifications", "operations"], topic)])
+    error_message = "alert_email_subscriptions keys must be anomaly_alerts, fraud_alerts, user_notifications or operations."
+  }
+
+  validation {
+    condition     = alltrue([for email in flatten(values(var.alert_email_subscriptions)) : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", email))])
+    error_message = "alert_email_subscriptions must hold e-mail addresses."
+  }
+}
+
+variable "kms_deletion_window_days" {
+  description = "Waiting period before the workspace's KMS key is deleted after destroy."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.kms_deletion_window_days >= 7 && var.kms_deletion_window_days <= 30
+    error_message = "kms_deletion_window_days must be between 7 and 30."
+  }
+}
+
+variable "iterator_age_alarm_ms" {
+  description = "Alarm when the oldest unread record on the stream is older than this (milliseconds)."
+  type        = number
+  default     = 60000
+
+  validation {
+    condition     = var.iterator_age_alarm_ms >= 1000
+    error_message = "iterator_age_alarm_ms must be at least 1000."
+  }
+}
