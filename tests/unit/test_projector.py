@@ -1,0 +1,264 @@
+"""Projecting Lambda batches into the read models, on moto in-process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto import mock_aws
+
+from pipelines.codec import encode_event
+from pipelines.events import new_event
+from pipelines.projector import KeyOrderError, Projector, build_projector
+from pipelines.settings import RetryPolicy
+from pipelines.simulator import simulate
+from tests.faults import HoldBack
+from tests.kinesis_events import (
+    BUCKET,
+    TABLES,
+    aggregated_record,
+    create_projection_stores,
+    kinesis_record,
+    plain_records,
+    projector_settings,
+    table_contents,
+)
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+class Recorded:
+    """A metrics sink that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None:
+        self.values[name] = self.values.get(name, 0) + value
+
+
+@pytest.fixture
+def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        config = Config(retries={"mode": "standard", "max_attempts": 1})
+        dynamodb, s3 = boto3.client("dynamodb", config=config), boto3.client("s3")
+        create_projection_stores(dynamodb, s3)
+        yield dynamodb, s3
+
+
+@pytest.fixture
+def metrics() -> Recorded:
+    return Recorded()
+
+
+@pytest.fixture
+def projector(clients: tuple[Any, Any], metrics: Recorded) -> Projector:
+    settings = projector_settings(retry=RetryPolicy(max_attempts=2, base_delay=0.001))
+    return build_projector(settings, *clients, metrics=metrics)
+
+
+def _user_events(user: str, versions: range) -> list[dict[str, Any]]:
+    events = []
+    for v in versions:
+        at = START + timedelta(minutes=v)
+        if v == 1:
+            body = {"user_id": user, "email": f"{user}@example.com", "name": "First"}
+            events.append(new_event("UserRegistered", body, producer="t", occurred_at=at))
+        else:
+            body = {"user_id": user, "name": f"Name v{v}"}
+            events.append(
+                new_event(
+                    "UserProfileUpdated", body, producer="t", occurred_at=at, aggregate_version=v
+                )
+            )
+        events[-1]["metadata"]["aggregate_version"] = v
+    return events
+
+
+def _activity(user: str, minute: int = 0) -> dict[str, Any]:
+    body = {"user_id": user, "activity_type": "login"}
+    at = START + timedelta(minutes=minute)
+    return new_event("UserActivityRecorded", body, producer="t", occurred_at=at)
+
+
+def _user(dynamodb: Any, user: str) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = dynamodb.get_item(
+        TableName=TABLES.users, Key={"user_id": {"S": user}}
+    ).get("Item")
+    return item
+
+
+def _activities(dynamodb: Any, user: str) -> int:
+    return int(
+        dynamodb.query(
+            TableName=TABLES.user_activities,
+            KeyConditionExpression="user_id = :u",
+            ExpressionAttributeValues={":u": {"S": user}},
+        )["Count"]
+    )
+
+
+def test_a_mixed_batch_lands_in_every_read_model(projector: Projector, clients: Any) -> None:
+    events = simulate(400, seed=7).events
+    records = [*plain_records(events[:150]), aggregated_record(events[150:], 200)]
+    errors = projector.project_records(records)
+    assert errors == [None] * len(records)
+    contents = table_contents(clients[0])
+    expected_facts = {
+        TABLES.user_activities: "UserActivityRecorded",
+        TABLES.system_metrics: "MetricRecorded",
+        TABLES.transactions: "TransactionRecorded",
+    }
+    for table, event_type in expected_facts.items():
+        assert len(contents[table]) == sum(
+            e["metadata"]["event_type"] == event_type for e in events
+        )
+    users = {e["user_id"] for e in events if e["metadata"]["event_type"] == "UserRegistered"}
+    assert {i["user_id"]["S"] for i in contents[TABLES.users]} >= users
+
+
+def test_redelivered_batch_changes_nothing(projector: Projector, clients: Any) -> None:
+    events = simulate(300, seed=11).events
+    records = [*plain_records(events[:100]), aggregated_record(events[100:], 200)]
+    projector.project_records(records)
+    before = table_contents(clients[0])
+    assert projector.project_records(records) == [None] * len(records)
+    assert table_contents(clients[0]) == before
+
+
+def test_stale_and_duplicate_versions_are_skipped_not_failed(
+    projector: Projector, clients: Any, metrics: Recorded
+) -> None:
+    v1, v2, v3 = _user_events("user-1", range(1, 4))
+    projector.project_records(plain_records([v1, v3]))
+    errors = projector.project_records(plain_records([v2, v3], first=10))
+    assert errors == [None, None]
+    user = _user(clients[0], "user-1")
+    assert user is not None
+    assert user["aggregate_version"] == {"N": "3"}
+    assert user["name"] == {"S": "Name v3"}
+    assert user["email"] == {"S": "user-1@example.com"}  # not touched by the updates
+    assert metrics.values["EventsSkippedStale"] == 1  # v2 after v3
+    assert metrics.values["EventsSkippedDuplicate"] == 1  # v3 again
+
+
+def test_an_event_repeated_in_one_batch_is_applied_once(
+    projector: Projector, clients: Any, metrics: Recorded
+) -> None:
+    activity = _activity("user-1")
+    records = plain_records([activity, activity])
+    assert projector.project_records(records) == [None, None]
+    assert _activities(clients[0], "user-1") == 1
+    assert metrics.values["EventsSkippedDuplicate"] == 1
+    assert metrics.values["EventsProjected"] == 1
+
+
+def test_unlanded_writes_fail_their_record_and_later_records_of_the_same_key(
+    projector: Projector, clients: Any, metrics: Recorded
+) -> None:
+    dynamodb = clients[0]
+    first = _activity("user-a", 1)
+    HoldBack(dynamodb, lambda item: item["event_id"]["S"] == first["metadata"]["event_id"])
+    batch = [first, _activity("user-b", 2), _activity("user-a", 3), _activity("user-c", 4)]
+    errors = projector.project_records(plain_records(batch))
+    assert errors[0] is not None and errors[2] is not None
+    assert isinstance(errors[2], KeyOrderError)
+    assert errors[1] is None and errors[3] is None
+    assert _activities(dynamodb, "user-a") == 0  # the later user-a record was not applied
+    assert _activities(dynamodb, "user-b") == 1
+    assert _activities(dynamodb, "user-c") == 1
+    assert metrics.values["RecordsFailed"] == 2
+    assert metrics.values["RecordsBlockedByKeyOrder"] == 1
+
+
+def test_a_failure_blocks_records_that_share_any_key_with_it(
+    projector: Projector, clients: Any
+) -> None:
+    dynamodb = clients[0]
+    failing = _activity("user-a", 1)
+    HoldBack(dynamodb, lambda item: item["event_id"]["S"] == failing["metadata"]["event_id"])
+    records = [
+        *plain_records([failing]),
+        aggregated_record([_activity("user-a", 2), _activity("user-b", 2)], 10),
+        *plain_records([_activity("user-b", 3), _activity("user-d", 3)], first=20),
+    ]
+    errors = projector.project_records(records)
+    # the aggregate meets user-a; then user-b is blocked because the aggregate failed
+    assert [e is None for e in errors] == [False, False, False, True]
+    assert _activities(dynamodb, "user-b") == 0
+
+
+def test_an_aggregate_fails_as_a_whole(projector: Projector, clients: Any) -> None:
+    dynamodb = clients[0]
+    events = [_activity(f"user-{n}", n) for n in range(40)]
+    held = events[33]["metadata"]["event_id"]
+    # held back for both attempts of the first delivery (the budget is 2), then it passes
+    HoldBack(dynamodb, lambda item: item["event_id"]["S"] == held, times=2)
+    errors = projector.project_records([aggregated_record(events, 1)])
+    assert errors[0] is not None
+    assert _activities(dynamodb, "user-33") == 0
+    # redelivered once the fault has passed, the whole aggregate lands exactly once
+    assert projector.project_records([aggregated_record(events, 1)]) == [None]
+    assert sum(_activities(dynamodb, f"user-{n}") for n in range(40)) == 40
+
+
+def test_poison_record_is_quarantined_and_the_batch_goes_on(
+    projector: Projector, clients: Any, metrics: Recorded
+) -> None:
+    dynamodb, s3 = clients
+    garbage = b"\xc3\x01not an event at all"
+    good = _activity("user-1")
+    records = [kinesis_record(garbage, "user-9", 1), *plain_records([good], first=2)]
+    assert projector.project_records(records) == [None, None]
+    assert _activities(dynamodb, "user-1") == 1
+    prefix = "projector/shardId-000000000006/"
+    seq = records[0]["kinesis"]["sequenceNumber"]
+    raw = s3.get_object(Bucket=BUCKET, Key=f"{prefix}{seq}-0.avro")
+    assert raw["Body"].read() == garbage
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{prefix}{seq}-0.json")["Body"].read())
+    assert report["code"] == "unknown_schema"
+    assert report["sequence_number"] == seq
+    assert report["sub_sequence_number"] == 0
+    assert report["shard_id"] == "shardId-000000000006"
+    assert report["partition_key"] == "user-9"
+    assert report["approximate_arrival"].startswith("2018-12-17T")
+    assert metrics.values["EventsQuarantined"] == 1
+
+
+def test_poison_inside_an_aggregate_is_quarantined_and_the_rest_lands(
+    projector: Projector, clients: Any
+) -> None:
+    dynamodb, s3 = clients
+    good = [_activity("user-1", 1), _activity("user-2", 2)]
+    items = [
+        ("user-1", encode_event(good[0])),
+        ("user-x", b"junk"),
+        ("user-2", encode_event(good[1])),
+    ]
+    record = aggregated_record(items, 1)
+    assert projector.project_records([record]) == [None]
+    assert _activities(dynamodb, "user-1") == _activities(dynamodb, "user-2") == 1
+    seq = record["kinesis"]["sequenceNumber"]
+    key = f"projector/shardId-000000000006/{seq}-1.avro"
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"junk"
+
+
+def test_an_invalid_event_is_quarantined(projector: Projector, clients: Any) -> None:
+    body = {"user_id": "user-1", "name": "No version"}
+    event = new_event("UserProfileUpdated", body, producer="t", occurred_at=START)
+    assert projector.project_records(plain_records([event])) == [None]
+    objects = clients[1].list_objects_v2(Bucket=BUCKET)["Contents"]
+    assert {o["Key"].rsplit(".", 1)[1] for o in objects} == {"avro", "json"}
+    assert _user(clients[0], "user-1") is None
