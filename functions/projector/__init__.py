@@ -1,0 +1,1 @@
+"""The projector function: Kinesis events into the DynamoDB read models."""
