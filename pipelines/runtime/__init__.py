@@ -8,7 +8,12 @@ a Lambda context and the function's environment. See ``docs/adr/0002-local-runti
 from pipelines.runtime.checkpoints import CheckpointStore
 from pipelines.runtime.context import LambdaContext
 from pipelines.runtime.discovery import FunctionConfig, MappingConfig, discover_mappings
-from pipelines.runtime.errors import CheckpointError, HandlerImportError, RuntimeConfigError
+from pipelines.runtime.errors import (
+    CheckpointError,
+    DestinationError,
+    HandlerImportError,
+    RuntimeConfigError,
+)
 from pipelines.runtime.options import RuntimeOptions
 from pipelines.runtime.runner import LocalRuntime, RunResult
 from pipelines.runtime.stats import MappingStats
@@ -16,6 +21,7 @@ from pipelines.runtime.stats import MappingStats
 __all__ = [
     "CheckpointError",
     "CheckpointStore",
+    "DestinationError",
     "FunctionConfig",
     "HandlerImportError",
     "LambdaContext",

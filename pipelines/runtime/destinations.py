@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from pipelines.runtime.discovery import MappingConfig
-from pipelines.runtime.errors import RuntimeConfigError
+from pipelines.runtime.errors import DestinationError, RuntimeConfigError
 from pipelines.runtime.events import StreamRecord
 
 logger = logging.getLogger(__name__)
@@ -88,7 +90,13 @@ class Destinations:
         self._queue_urls: dict[str, str] = {}
 
     def send(self, destination_arn: str, document: dict[str, Any]) -> None:
-        body = json.dumps(document)
+        """Deliver ``document``; raise :class:`DestinationError` if the destination refuses it."""
+        try:
+            self._send(destination_arn, json.dumps(document))
+        except (ClientError, BotoCoreError) as exc:
+            raise DestinationError(f"on-failure destination {destination_arn}: {exc}") from exc
+
+    def _send(self, destination_arn: str, body: str) -> None:
         service = destination_arn.split(":")[2] if destination_arn.count(":") >= 5 else ""
         if service == "sqs":
             self._client("sqs").send_message(

@@ -19,3 +19,10 @@ class HandlerImportError(PipelineError):
 
 class CheckpointError(PipelineError):
     """The checkpoint file cannot be read or written."""
+
+
+class DestinationError(PipelineError):
+    """The on-failure destination refused the coordinates of records given up on.
+
+    The shard's checkpoint does not move past those records, so a restarted runtime tries again.
+    """
