@@ -1,0 +1,166 @@
+"""The projector's Lambda handler against the embedded emulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from functions.projector import handler
+from pipelines.codec import encode_event
+from pipelines.events import new_event
+from pipelines.settings import Settings
+from pipelines.simulator import simulate
+from tests.faults import HoldBack, Throttle
+from tests.kinesis_events import (
+    BUCKET,
+    TABLES,
+    aggregated_record,
+    create_projection_stores,
+    kinesis_event,
+    kinesis_record,
+    plain_records,
+    settings_env,
+    table_contents,
+)
+
+pytestmark = pytest.mark.integration
+
+# The sample event of the Lambda developer guide ("Using Lambda with Kinesis"), as is:
+# its data is not one of our events, so it must be quarantined, not crash the handler.
+AWS_SAMPLE_EVENT = json.loads(
+    (Path(__file__).parents[1] / "events/kinesis_stream_event.json").read_text()
+)
+
+
+class Context:
+    function_name = "pipelines-test-projector"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:pipelines-test-projector"
+    memory_limit_in_mb = 512
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    log_group_name = "/aws/lambda/pipelines-test-projector"
+    log_stream_name = "2026/11/01/[$LATEST]local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@pytest.fixture
+def stores(
+    clean_emulator: Any,
+    aws_env: dict[str, str],
+    aws_client: Callable[[str], Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Any, Any]:
+    for name, value in settings_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    handler.projector_for.cache_clear()
+    dynamodb, s3 = aws_client("dynamodb"), aws_client("s3")
+    create_projection_stores(dynamodb, s3)
+    return dynamodb, s3
+
+
+def _invoke(event: dict[str, Any]) -> dict[str, Any]:
+    response: dict[str, Any] = handler.lambda_handler(event, Context())
+    return json.loads(json.dumps(response))  # as Lambda serialises it
+
+
+def _handler_dynamodb_client() -> Any:
+    """The handler's own client, to inject faults into (it is built on first use)."""
+    return handler.projector_for(Settings.from_env()).writer.client
+
+
+def test_handler_accepts_the_documented_kinesis_event(
+    stores: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _invoke(AWS_SAMPLE_EVENT) == {"batchItemFailures": []}
+    objects = stores[1].list_objects_v2(Bucket=BUCKET)["Contents"]
+    keys = sorted(o["Key"] for o in objects)
+    seq = AWS_SAMPLE_EVENT["Records"][0]["kinesis"]["sequenceNumber"]
+    assert keys == [
+        f"projector/shardId-000000000006/{seq}-0.avro",
+        f"projector/shardId-000000000006/{seq}-0.json",
+    ]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf, "no EMF metrics were printed"
+    assert emf[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "PipelinesTest"
+    assert emf[-1]["EventsQuarantined"] in (1, [1])
+    assert emf[-1]["EventsProjected"] in (0, [0])
+
+
+def test_events_land_and_redelivery_changes_nothing(stores: tuple[Any, Any]) -> None:
+    dynamodb = stores[0]
+    events = simulate(600, seed=5).events
+    records = [*plain_records(events[:100]), aggregated_record(events[100:], 500)]
+    assert _invoke(kinesis_event(records)) == {"batchItemFailures": []}
+    first = table_contents(dynamodb)
+    assert sum(len(items) for items in first.values()) > 400
+    assert _invoke(kinesis_event(records)) == {"batchItemFailures": []}
+    assert table_contents(dynamodb) == first
+
+
+def test_throttled_writes_are_reported_as_batch_item_failures(stores: tuple[Any, Any]) -> None:
+    Throttle(_handler_dynamodb_client(), "BatchWriteItem")
+    activity = new_event(
+        "UserActivityRecorded", {"user_id": "user-1", "activity_type": "login"}, producer="t"
+    )
+    records = plain_records([activity])
+    response = _invoke(kinesis_event(records))
+    assert response == {
+        "batchItemFailures": [{"itemIdentifier": records[0]["kinesis"]["sequenceNumber"]}]
+    }
+    assert table_contents(stores[0])[TABLES.user_activities] == []
+
+
+def test_unprocessed_items_fail_their_record_and_its_key_not_the_rest(
+    stores: tuple[Any, Any],
+) -> None:
+    dynamodb = stores[0]
+
+    def activity(user: str) -> dict[str, Any]:
+        body = {"user_id": user, "activity_type": "login"}
+        return new_event("UserActivityRecorded", body, producer="t")
+
+    batch = [activity("user-a"), activity("user-b"), activity("user-a")]
+    held = batch[0]["metadata"]["event_id"]
+    HoldBack(_handler_dynamodb_client(), lambda item: item["event_id"]["S"] == held)
+    records = plain_records(batch)
+    response = _invoke(kinesis_event(records))
+    failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
+    assert failed == [
+        records[0]["kinesis"]["sequenceNumber"],
+        records[2]["kinesis"]["sequenceNumber"],
+    ]
+    stored = {i["user_id"]["S"] for i in table_contents(dynamodb)[TABLES.user_activities]}
+    assert stored == {"user-b"}
+
+
+def test_poison_in_an_aggregate_is_quarantined_while_the_rest_lands(
+    stores: tuple[Any, Any],
+) -> None:
+    dynamodb, s3 = stores
+    events = simulate(50, seed=9).events
+    items = [(e["metadata"]["aggregate_id"], encode_event(e)) for e in events]
+    items.insert(10, ("host-x", b"\xc3\x01\x00\x01\x02\x03\x04\x05\x06\x07broken"))
+    record = aggregated_record(items, 1)
+    assert _invoke(kinesis_event([record])) == {"batchItemFailures": []}
+    seq = record["kinesis"]["sequenceNumber"]
+    report_key = f"projector/shardId-000000000006/{seq}-10.json"
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key=report_key)["Body"].read())
+    assert report["partition_key"] == "host-x"
+    assert report["code"] == "unknown_schema"
+    assert report["aggregated"] is True
+    landed = sum(len(v) for v in table_contents(dynamodb).values())
+    assert landed > 0
+
+
+def test_a_record_that_is_not_base64_is_quarantined(stores: tuple[Any, Any]) -> None:
+    record = kinesis_record(b"", "user-1", 1)
+    record["kinesis"]["data"] = "not base64!"
+    assert _invoke(kinesis_event([record])) == {"batchItemFailures": []}
+    assert len(stores[1].list_objects_v2(Bucket=BUCKET)["Contents"]) == 2
