@@ -1,0 +1,43 @@
+"""``pipeline demo`` as a newcomer runs it: one command, the whole story, a summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_produces_every_event_once_and_tears_down(tmp_path: Path) -> None:
+    env = {**os.environ, "PIPELINE_STATE_DIR": str(tmp_path / "state")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "demo",
+            "--events",
+            "5000",
+            "--seed",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert sum(report["produced"].values()) == 5000
+    assert len(report["produced"]) == 6
+    assert report["on_stream"] == report["produced"]
+    assert report["events_per_second"] > 0
+    assert not report["kept"]
+    # Torn down: no emulator left running for this state directory.
+    assert not (tmp_path / "state" / "emulator.json").exists()
