@@ -170,3 +170,30 @@ def returns_a_set(event: dict[str, Any], context: LambdaContext) -> Any:
 
 def returns_a_tuple(event: dict[str, Any], context: LambdaContext) -> Any:
     return {"batchItemFailures": ({"itemIdentifier": "1"},)}  # a JSON array once serialised
+
+
+def test_powertools_batch_processor_reads_our_events_and_we_read_its_response() -> None:
+    from aws_lambda_powertools.utilities.batch import (
+        BatchProcessor,
+        EventType,
+        process_partial_response,
+    )
+
+    from pipelines.runtime.responses import read_batch_response
+
+    records = [
+        StreamRecord("shardId-000000000000", str(n), "k", b"%d" % n, 1.0) for n in (8, 9, 10)
+    ]
+
+    def handle(record: Any) -> None:
+        if record.kinesis.data_as_bytes() == b"9":
+            raise ValueError("poison")
+
+    response = process_partial_response(
+        event=kinesis_event(records, mapping()),
+        record_handler=handle,
+        processor=BatchProcessor(event_type=EventType.KinesisDataStreams),
+        context=LambdaContext(FUNCTION),
+    )
+    outcome = read_batch_response(response, [r.sequence_number for r in records])
+    assert outcome.failed_ids == {"9"}
