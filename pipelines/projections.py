@@ -32,8 +32,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from math import isfinite
 from typing import Any, NamedTuple
 
@@ -75,44 +76,73 @@ Write = FactPut | ConditionalUpdate
 
 
 def iso_millis(moment: datetime) -> str:
-    """``2026-11-01T00:00:50.363Z``: sortable as a string."""
-    text = moment.isoformat(timespec="milliseconds")
-    if text.endswith("+00:00"):
-        return text[:-6] + "Z"
-    raise ValueError(f"expected a UTC timestamp, got {text}")
+    """``2026-11-01T00:00:50.363Z``: the instant in UTC, sortable as a string."""
+    return iso_from_epoch_millis(round(moment.timestamp() * 1000))
 
 
-def _s(value: str) -> AttributeValue:
-    return {"S": value}
+_DAY_PREFIXES: dict[int, str] = {}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _string_map(values: dict[str, str]) -> AttributeValue:
-    return {"M": {k: {"S": v} for k, v in values.items()}}
+def iso_from_epoch_millis(millis: int) -> str:
+    """ISO 8601 UTC with milliseconds for epoch milliseconds (fast: day prefixes cached)."""
+    day, rest = divmod(millis, 86_400_000)
+    prefix = _DAY_PREFIXES.get(day)
+    if prefix is None:
+        prefix = (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
+        if len(_DAY_PREFIXES) < 4096:
+            _DAY_PREFIXES[day] = prefix
+    seconds, ms = divmod(rest, 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return prefix + "%02d:%02d:%02d.%03dZ" % (hours, minutes, seconds, ms)  # noqa: UP031 (faster)
 
 
-def _key(event: DecodedEvent, field: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidEventError(f"{event.event_type}.{field} must be a non-empty string", b"")
+def _invalid(event: DecodedEvent, problem: str) -> InvalidEventError:
+    # the projector attaches the record's bytes when it quarantines the event
+    return InvalidEventError(f"{event.event_type}: {problem}", b"")
+
+
+def _check_key(event: DecodedEvent, field: str, value: str) -> str:
+    if not value:
+        raise _invalid(event, f"{field} must not be empty")
     if len(value) > _MAX_KEY_CHARS and len(value.encode()) > 1024:
-        raise InvalidEventError(f"{event.event_type}.{field} is longer than 1024 bytes", b"")
+        raise _invalid(event, f"{field} is longer than 1024 bytes")
     return value
 
 
-def _version(event: DecodedEvent, default: int | None) -> int:
+def _version(event: DecodedEvent, default: int | None) -> AttributeValue:
     version = event.record["metadata"]["aggregate_version"]
     if version is None:
         if default is None:
-            raise InvalidEventError(f"{event.event_type} has no aggregate_version", b"")
-        return default
+            raise _invalid(event, "no aggregate_version")
+        version = default
     if version < 1:
-        raise InvalidEventError(f"{event.event_type} has aggregate_version {version}", b"")
-    return int(version)
+        raise _invalid(event, f"aggregate_version {version} is not positive")
+    return {"N": str(version)}
 
 
-def _float(event: DecodedEvent, field: str, value: float, fmt: str = "r") -> AttributeValue:
+def _number(event: DecodedEvent, field: str, value: float, text: str) -> AttributeValue:
     if not isfinite(value):
-        raise InvalidEventError(f"{event.event_type}.{field} is {value}", b"")
-    return {"N": format(value, fmt) if fmt != "r" else repr(value)}
+        raise _invalid(event, f"{field} is {value}")
+    return {"N": text}
+
+
+@lru_cache(maxsize=64)
+def _update_template(
+    key_attribute: str, version_attribute: str, fields: tuple[str, ...]
+) -> tuple[str, dict[str, str]]:
+    """``SET #0 = :0, ..., #v = :v`` and its attribute names, for these fields."""
+    names = {"#k": key_attribute, "#v": version_attribute}
+    assignments = []
+    for i, name in enumerate(fields):
+        names[f"#{i}"] = name
+        assignments.append(f"#{i} = :{i}")
+    assignments.append("#v = :v")
+    return "SET " + ", ".join(assignments), names
+
+
+_CONDITION = "attribute_not_exists(#k) OR #v < :v"
 
 
 def _update(
@@ -120,29 +150,22 @@ def _update(
     key: Item,
     key_attribute: str,
     version_attribute: str,
-    fields: dict[str, AttributeValue],
+    fields: tuple[str, ...],
+    values: list[AttributeValue],
+    version: AttributeValue,
 ) -> ConditionalUpdate:
-    """SET every field if the stored ``version_attribute`` is older than the field's value."""
-    names = {"#k": key_attribute, "#v": version_attribute}
-    values: Item = {}
-    assignments = []
-    for i, (name, value) in enumerate(fields.items()):
-        if name == version_attribute:
-            values[":v"] = value
-            assignments.append("#v = :v")
-        else:
-            names[f"#{i}"] = name
-            values[f":{i}"] = value
-            assignments.append(f"#{i} = :{i}")
+    """SET ``fields`` to ``values`` if the stored ``version_attribute`` is below ``version``."""
+    expression, names = _update_template(key_attribute, version_attribute, fields)
+    placeholders = dict(zip(_PLACEHOLDERS, values, strict=False))
+    placeholders[":v"] = version
     return ConditionalUpdate(
-        table,
-        key,
-        "SET " + ", ".join(assignments),
-        "attribute_not_exists(#k) OR #v < :v",
-        names,
-        values,
-        version_attribute,
+        table, key, expression, _CONDITION, names, placeholders, version_attribute
     )
+
+
+_PLACEHOLDERS = tuple(f":{i}" for i in range(16))
+_REGISTERED = ("email", "name", "registered_at", "updated_at", "last_event_id")
+_IMAGE = ("bucket", "labels", "label_count", "labeled_at", "event_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,74 +182,83 @@ class Projections:
 
     def write_for(self, event: DecodedEvent) -> Write:
         """The one write ``event`` makes; ``InvalidEventError`` if it cannot make one."""
-        try:
-            build = _BUILDERS[event.event_type]
-        except KeyError:
-            raise InvalidEventError(f"no projection for {event.event_type}", b"") from None
+        build = _BUILDERS.get(event.event_type)
+        if build is None:
+            raise _invalid(event, "no projection for this event type")
         return build(self, event)
-
-    def _ttl(self, occurred_at: datetime) -> AttributeValue:
-        return {"N": str(int(occurred_at.timestamp()) + self.ttl_seconds)}
 
     # --- state -------------------------------------------------------------------
 
     def _user_registered(self, event: DecodedEvent) -> Write:
         r = event.record
         meta = r["metadata"]
-        at = _s(iso_millis(meta["occurred_at"]))
-        fields = {
-            "email": _s(r["email"]),
-            "name": _s(r["name"]),
-            "registered_at": at,
-            "updated_at": at,
-            "last_event_id": _s(event.event_id),
-            "aggregate_version": {"N": str(_version(event, default=1))},
-        }
-        key = {"user_id": _s(_key(event, "user_id", r["user_id"]))}
-        return _update(self.tables.users, key, "user_id", "aggregate_version", fields)
+        at = {"S": iso_millis(meta["occurred_at"])}
+        values = [{"S": r["email"]}, {"S": r["name"]}, at, at, {"S": str(meta["event_id"])}]
+        key = {"user_id": {"S": _check_key(event, "user_id", r["user_id"])}}
+        version = _version(event, default=1)
+        return _update(
+            self.tables.users, key, "user_id", "aggregate_version", _REGISTERED, values, version
+        )
 
     def _user_profile_updated(self, event: DecodedEvent) -> Write:
         r = event.record
         meta = r["metadata"]
-        fields: dict[str, AttributeValue] = {}
+        fields: list[str] = []
+        values: list[AttributeValue] = []
         for name in ("name", "email", "phone"):
-            if r.get(name) is not None:
-                fields[name] = _s(r[name])
-        if r.get("preferences") is not None:
-            fields["preferences"] = _string_map(r["preferences"])
-        fields["updated_at"] = _s(iso_millis(meta["occurred_at"]))
-        fields["last_event_id"] = _s(event.event_id)
-        fields["aggregate_version"] = {"N": str(_version(event, default=None))}
-        key = {"user_id": _s(_key(event, "user_id", r["user_id"]))}
-        return _update(self.tables.users, key, "user_id", "aggregate_version", fields)
+            if r[name] is not None:
+                fields.append(name)
+                values.append({"S": r[name]})
+        if r["preferences"] is not None:
+            fields.append("preferences")
+            values.append({"M": {k: {"S": v} for k, v in r["preferences"].items()}})
+        fields += ("updated_at", "last_event_id")
+        values += ({"S": iso_millis(meta["occurred_at"])}, {"S": str(meta["event_id"])})
+        key = {"user_id": {"S": _check_key(event, "user_id", r["user_id"])}}
+        version = _version(event, default=None)
+        return _update(
+            self.tables.users, key, "user_id", "aggregate_version", tuple(fields), values, version
+        )
 
     def _image_labeled(self, event: DecodedEvent) -> Write:
         r = event.record
-        at = iso_millis(r["metadata"]["occurred_at"])
-        labels = [
-            {"M": {"name": _s(label["name"]), "confidence": _float(event, "confidence", c, ".7g")}}
-            for label in r["labels"]
-            for c in (label["confidence"],)
+        meta = r["metadata"]
+        at = iso_millis(meta["occurred_at"])
+        event_id = str(meta["event_id"])
+        labels = []
+        for label in r["labels"]:
+            confidence = label["confidence"]
+            text = f"{confidence:.7g}"  # Avro float: 7 significant digits, no float noise
+            labels.append(
+                {
+                    "M": {
+                        "name": {"S": label["name"]},
+                        "confidence": _number(event, "confidence", confidence, text),
+                    }
+                }
+            )
+        values = [
+            {"S": r["bucket"]},
+            {"L": labels},
+            {"N": str(len(labels))},
+            {"S": at},
+            {"S": event_id},
         ]
-        fields = {
-            "bucket": _s(r["bucket"]),
-            "labels": {"L": labels},
-            "label_count": {"N": str(len(labels))},
-            "labeled_at": _s(at),
-            "event_id": _s(event.event_id),
-            "label_version": _s(f"{at}#{event.event_id}"),
-        }
-        key = {"image_key": _s(_key(event, "key", r["key"]))}
-        return _update(self.tables.image_analysis, key, "image_key", "label_version", fields)
+        key = {"image_key": {"S": _check_key(event, "key", r["key"])}}
+        version = {"S": f"{at}#{event_id}"}
+        return _update(
+            self.tables.image_analysis, key, "image_key", "label_version", _IMAGE, values, version
+        )
 
     # --- facts -------------------------------------------------------------------
 
     def _user_activity_recorded(self, event: DecodedEvent) -> Write:
         r = event.record
-        occurred_at = r["metadata"]["occurred_at"]
+        meta = r["metadata"]
+        occurred_at = meta["occurred_at"]
         at = iso_millis(occurred_at)
-        event_id = event.event_id
-        user_id = _key(event, "user_id", r["user_id"])
+        event_id = str(meta["event_id"])
+        user_id = r["user_id"] or _check_key(event, "user_id", "")
         sort_key = f"{at}#{event_id}"
         item: Item = {
             "user_id": {"S": user_id},
@@ -234,8 +266,8 @@ class Projections:
             "event_id": {"S": event_id},
             "activity_type": {"S": r["activity_type"]},
             "occurred_at": {"S": at},
-            "details": _string_map(r["details"]),
-            self.ttl_attribute: self._ttl(occurred_at),
+            "details": {"M": {k: {"S": v} for k, v in r["details"].items()}},
+            self.ttl_attribute: {"N": str(int(occurred_at.timestamp()) + self.ttl_seconds)},
         }
         if r["session_id"] is not None:
             item["session_id"] = {"S": r["session_id"]}
@@ -243,44 +275,55 @@ class Projections:
             item["ip_address"] = {"S": r["ip_address"]}
         if r["session_duration_ms"] is not None:
             item["session_duration_ms"] = {"N": str(r["session_duration_ms"])}
+        if len(user_id) > _MAX_KEY_CHARS:
+            _check_key(event, "user_id", user_id)
         return FactPut(self.tables.user_activities, (user_id, sort_key), item)
 
     def _metric_recorded(self, event: DecodedEvent) -> Write:
         r = event.record
-        occurred_at = r["metadata"]["occurred_at"]
+        meta = r["metadata"]
+        occurred_at = meta["occurred_at"]
         at = iso_millis(occurred_at)
-        event_id = event.event_id
-        source = _key(event, "source", r["source"])
-        metric_id = _key(event, "metric_id", f"{source}#{r['metric_name']}#{at}#{event_id}")
+        event_id = str(meta["event_id"])
+        source = r["source"] or _check_key(event, "source", "")
+        metric_id = f"{source}#{r['metric_name']}#{at}#{event_id}"
+        value = r["value"]
         item: Item = {
             "metric_id": {"S": metric_id},
             "source": {"S": source},
             "metric_name": {"S": r["metric_name"]},
-            "value": _float(event, "value", r["value"]),
-            "tags": _string_map(r["tags"]),
+            "value": _number(event, "value", value, repr(value)),
+            "tags": {"M": {k: {"S": v} for k, v in r["tags"].items()}},
             "occurred_at": {"S": at},
             "event_id": {"S": event_id},
-            self.ttl_attribute: self._ttl(occurred_at),
+            self.ttl_attribute: {"N": str(int(occurred_at.timestamp()) + self.ttl_seconds)},
         }
+        if len(metric_id) > _MAX_KEY_CHARS:
+            _check_key(event, "metric_id", metric_id)
         return FactPut(self.tables.system_metrics, (metric_id,), item)
 
     def _transaction_recorded(self, event: DecodedEvent) -> Write:
         r = event.record
-        at = iso_millis(r["metadata"]["occurred_at"])
-        transaction_id = _key(event, "transaction_id", r["transaction_id"])
+        meta = r["metadata"]
+        at = iso_millis(meta["occurred_at"])
+        transaction_id = r["transaction_id"] or _check_key(event, "transaction_id", "")
+        user_id = r["user_id"] or _check_key(event, "user_id", "")
         amount: Decimal = r["amount"]
         item: Item = {
             "transaction_id": {"S": transaction_id},
-            "user_id": {"S": _key(event, "user_id", r["user_id"])},
+            "user_id": {"S": user_id},
             "timestamp": {"S": at},
             "amount": {"N": str(amount)},
             "currency": {"S": r["currency"]},
             "merchant": {"S": r["merchant"]},
             "category": {"S": r["category"]},
             "status": {"S": r["status"]},
-            "event_id": {"S": event.event_id},
+            "event_id": {"S": str(meta["event_id"])},
             "occurred_at": {"S": at},
         }
+        if len(transaction_id) > _MAX_KEY_CHARS or len(user_id) > _MAX_KEY_CHARS:
+            _check_key(event, "transaction_id", transaction_id)
+            _check_key(event, "user_id", user_id)
         return FactPut(self.tables.transactions, (transaction_id,), item)
 
 
