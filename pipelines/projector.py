@@ -36,7 +36,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from pipelines.aggregation import SubRecord, deaggregate
 from pipelines.codec import Codec, default_codec
 from pipelines.dynamo import DynamoWriter, UnprocessedItemsError, UpdateOutcome, WriteRejectedError
-from pipelines.errors import InvalidEventError, PipelineError, PoisonRecordError, TransientError
+from pipelines.errors import InvalidEventError, PoisonRecordError, TransientError
 from pipelines.projections import ConditionalUpdate, FactPut, Projections
 from pipelines.quarantine import Quarantine
 from pipelines.records import UserRecord, decode_lambda_record, shard_id_of
@@ -236,7 +236,7 @@ class Projector:
             try:
                 self._quarantine(plan, counts)
                 self._update(plan, counts)
-            except (PipelineError, ValueError) as exc:
+            except Exception as exc:  # any fault fails this record only, as Powertools does
                 plan.error = exc
         live = [plan for plan in wave if plan.error is None]
         owners: dict[tuple[str, tuple[str, ...]], list[RecordPlan]] = {}
@@ -253,6 +253,10 @@ class Projector:
                 counts.projected += len(owners) - len(unwritten)
                 for table_key in unwritten:
                     for plan in owners[table_key]:
+                        plan.error = plan.error or exc
+            except Exception as exc:  # unknown fate: fail every record of the wave with facts
+                for plans in owners.values():
+                    for plan in plans:
                         plan.error = plan.error or exc
         for plan in wave:
             if plan.error is not None:

@@ -3,24 +3,20 @@
 Terraform sets these names as the Lambda function's environment variables and
 the local runtime sets the same ones; nothing else reads the environment.
 
-========================  ========================================  =============
-variable                  meaning                                   default
-========================  ========================================  =============
-USERS_TABLE               users read model (state, by version)      required
-USER_ACTIVITIES_TABLE     user activity facts                       required
-SYSTEM_METRICS_TABLE      metric sample facts                       required
-TRANSACTIONS_TABLE        transaction facts                         required
-IMAGE_ANALYSIS_TABLE      latest labels per image                   required
-QUARANTINE_BUCKET         where poison records are kept             required
-FACT_TTL_DAYS             retention of facts on TTL tables (days)   90
-TTL_ATTRIBUTE             the tables' time-to-live attribute        ttl
-WRITE_MAX_ATTEMPTS        DynamoDB write attempts before giving up  6
-WRITE_BACKOFF_BASE_MS     first backoff delay (doubles, jittered)   50
-WRITE_BACKOFF_MAX_MS      longest backoff delay                     2000
-POWERTOOLS_SERVICE_NAME   service name; the quarantine key prefix   projector
-POWERTOOLS_METRICS_NAMESPACE  CloudWatch namespace of the metrics   Pipelines
-AWS_ENDPOINT_URL          emulator or LocalStack endpoint           (AWS)
-========================  ========================================  =============
+Required: ``USERS_TABLE``, ``USER_ACTIVITIES_TABLE``, ``SYSTEM_METRICS_TABLE``,
+``TRANSACTIONS_TABLE``, ``IMAGE_ANALYSIS_TABLE`` (table names) and
+``QUARANTINE_BUCKET`` (where poison records are kept).
+
+Optional, with defaults:
+
+* ``FACT_TTL_DAYS`` (90) - retention of facts on tables with a time to live;
+* ``TTL_ATTRIBUTE`` (``ttl``) - the tables' time-to-live attribute;
+* ``WRITE_MAX_ATTEMPTS`` (6), ``WRITE_BACKOFF_BASE_MS`` (50),
+  ``WRITE_BACKOFF_MAX_MS`` (2000) - DynamoDB write retries (jittered, doubling);
+* ``POWERTOOLS_SERVICE_NAME`` (``projector``) - service name, and the
+  quarantine key prefix;
+* ``POWERTOOLS_METRICS_NAMESPACE`` (``Pipelines``) - CloudWatch namespace;
+* ``AWS_ENDPOINT_URL`` (unset: AWS) - the emulator's or LocalStack's endpoint.
 """
 
 from __future__ import annotations
