@@ -9,6 +9,6 @@
   embedded emulator; its state lives under ``.pipeline/``.
 """
 
-from pipelines.infra.stack import DownResult, StackError, UpResult, down, up
+from pipelines.infra.stack import DownResult, StackError, UpResult, down, plan, up
 
-__all__ = ["DownResult", "StackError", "UpResult", "down", "up"]
+__all__ = ["DownResult", "StackError", "UpResult", "down", "plan", "up"]

@@ -43,3 +43,12 @@ def write_cli_config(path: Path, mirror: Path | None = None) -> Path:
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path
+
+
+if __name__ == "__main__":
+    import sys
+
+    from pipelines.infra.stack import state_root
+
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else state_root() / "terraformrc"
+    print(write_cli_config(target).resolve())

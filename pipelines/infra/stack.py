@@ -129,8 +129,12 @@ def down(
     *,
     state_dir: Path | None = None,
     terraform_dir: Path | None = None,
+    keep_emulator: bool = False,
 ) -> DownResult:
-    """Destroy ``workspace``; stop the embedded emulator once nothing is left on it."""
+    """Destroy ``workspace``; stop the embedded emulator once nothing is left on it.
+
+    With ``keep_emulator`` the emulator keeps running even when it is empty.
+    """
     _check_workspace(workspace)
     state = state_dir or state_root()
     record = None
@@ -155,7 +159,7 @@ def down(
             tf.run("workspace", "delete", "-no-color", workspace, with_workspace=False)
         destroyed = True
     stopped = False
-    if record is not None and not _workspaces_with_resources(tf):
+    if record is not None and not keep_emulator and not _workspaces_with_resources(tf):
         stop_emulator(record["pid"])
         _emulator_record_path(state).unlink(missing_ok=True)
         shutil.rmtree(_target_dir(state, EMBEDDED), ignore_errors=True)
@@ -166,6 +170,33 @@ def down(
         destroyed=destroyed,
         stopped_emulator=stopped,
         seconds={k: round(v, 1) for k, v in tf.timings.items()},
+    )
+
+
+def plan(
+    workspace: str = DEFAULT_WORKSPACE,
+    endpoint_url: str | None = None,
+    *,
+    state_dir: Path | None = None,
+    terraform_dir: Path | None = None,
+) -> tuple[bool, str]:
+    """Plan ``workspace`` against what is deployed: (anything to change?, plan text)."""
+    _check_workspace(workspace)
+    state = state_dir or state_root()
+    record = None
+    if endpoint_url is None:
+        record = _running_emulator(state)
+        if record is None:
+            raise StackError("no embedded emulator is running: run `pipeline up` first")
+        endpoint_url = record["endpoint_url"]
+    source = terraform_dir or terraform_root()
+    tf = _terraform(state, endpoint_url, source, embedded=record is not None)
+    tf.init()
+    if workspace not in tf.workspaces():
+        raise StackError(f"workspace {workspace!r} does not exist at {endpoint_url}")
+    tf.workspace = workspace
+    return tf.plan_has_changes(
+        f"-var-file={_var_file_arg(tf, workspace)}", f"-parallelism={PARALLELISM}"
     )
 
 

@@ -74,8 +74,6 @@ data "aws_iam_policy_document" "assume" {
 }
 
 data "aws_iam_policy_document" "this" {
-  # checkov:skip=CKV_AWS_111:Write actions are constrained to the ARNs given; only the X-Ray and metric statements below use "*", which their APIs require.
-  # checkov:skip=CKV_AWS_356:X-Ray trace upload and cloudwatch:PutMetricData have no resource-level permissions; PutMetricData is limited by namespace condition instead.
   dynamic "statement" {
     for_each = local.statements
     content {
