@@ -26,11 +26,13 @@ import binascii
 import gc
 import logging
 from base64 import b64decode
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
 from pipelines.aggregation import SubRecord, deaggregate
@@ -55,6 +57,8 @@ EVENTS_SKIPPED_DUPLICATE = "EventsSkippedDuplicate"
 EVENTS_QUARANTINED = "EventsQuarantined"
 RECORDS_FAILED = "RecordsFailed"
 RECORDS_BLOCKED = "RecordsBlockedByKeyOrder"
+# The event type of a record that did not decode.
+UNKNOWN_TYPE = "unknown"
 
 
 class MetricsSink(Protocol):
@@ -75,29 +79,44 @@ class RecordPlan:
     sequence_number: str
     keys: frozenset[str]
     facts: list[FactPut] = field(default_factory=list)
-    updates: list[tuple[str, ConditionalUpdate]] = field(default_factory=list)  # (event id, write)
-    poison: list[tuple[UserRecord, PoisonRecordError]] = field(default_factory=list)
-    duplicates: int = 0
+    fact_types: list[str] = field(default_factory=list)  # the event type of each fact
+    # (event id, event type, write)
+    updates: list[tuple[str, str, ConditionalUpdate]] = field(default_factory=list)
+    # (user record, error, event type or UNKNOWN_TYPE when it did not decode)
+    poison: list[tuple[UserRecord, PoisonRecordError, str]] = field(default_factory=list)
+    duplicates: Counter[str] = field(default_factory=Counter)
     error: BaseException | None = None  # set when planning or applying fails
 
 
 @dataclass(slots=True)
 class BatchCounts:
-    projected: int = 0
-    stale: int = 0
-    duplicate: int = 0
-    quarantined: int = 0
+    """Event counts by event type (``UNKNOWN_TYPE`` for undecodable records)."""
+
+    projected: Counter[str] = field(default_factory=Counter)
+    stale: Counter[str] = field(default_factory=Counter)
+    duplicate: Counter[str] = field(default_factory=Counter)
+    quarantined: Counter[str] = field(default_factory=Counter)
     failed: int = 0
     blocked: int = 0
 
     def as_metrics(self) -> dict[str, int]:
+        """Totals, one per metric name."""
         return {
-            EVENTS_PROJECTED: self.projected,
-            EVENTS_SKIPPED_STALE: self.stale,
-            EVENTS_SKIPPED_DUPLICATE: self.duplicate,
-            EVENTS_QUARANTINED: self.quarantined,
+            EVENTS_PROJECTED: self.projected.total(),
+            EVENTS_SKIPPED_STALE: self.stale.total(),
+            EVENTS_SKIPPED_DUPLICATE: self.duplicate.total(),
+            EVENTS_QUARANTINED: self.quarantined.total(),
             RECORDS_FAILED: self.failed,
             RECORDS_BLOCKED: self.blocked,
+        }
+
+    def by_event_type(self) -> dict[str, dict[str, int]]:
+        """Event metrics broken down by event type: {metric name: {event type: count}}."""
+        return {
+            EVENTS_PROJECTED: dict(self.projected),
+            EVENTS_SKIPPED_STALE: dict(self.stale),
+            EVENTS_SKIPPED_DUPLICATE: dict(self.duplicate),
+            EVENTS_QUARANTINED: dict(self.quarantined),
         }
 
 
@@ -137,6 +156,9 @@ class Projector:
         if self.metrics is not None:
             for name, value in result.counts.as_metrics().items():
                 self.metrics.add_metric(name=name, unit="Count", value=value)
+            namespace = getattr(self.metrics, "namespace", None)
+            if namespace:  # a Powertools Metrics sink: also break the counts down by type
+                _emit_by_event_type(result.counts, namespace)
         return result.errors
 
     def project(self, records: Sequence[Mapping[str, Any]]) -> BatchResult:
@@ -162,7 +184,7 @@ class Projector:
             wave_keys |= plan.keys
         self._apply_wave(wave, counts, failed_keys)
         for plan in plans:
-            counts.duplicate += plan.duplicates
+            counts.duplicate.update(plan.duplicates)
             if plan.error is not None:
                 counts.failed += 1
                 self._log_failure(plan)
@@ -190,31 +212,32 @@ class Projector:
         plan = RecordPlan(index, sequence_number, frozenset([s.partition_key for s in subs]))
         decode = self.codec.decode
         write_for = self.projections.write_for
-        facts, updates = plan.facts, plan.updates
+        facts, fact_types, updates = plan.facts, plan.fact_types, plan.updates
         for sub in subs:
             try:
                 event = decode(sub.data)
             except PoisonRecordError as error:
-                plan.poison.append((_user_record(record, sub), error))
+                plan.poison.append((_user_record(record, sub), error, UNKNOWN_TYPE))
                 continue
             event_id = str(event.record["metadata"]["event_id"])
             if event_id in seen:
-                plan.duplicates += 1
+                plan.duplicates[event.event_type] += 1
                 continue
             seen.add(event_id)
             try:
                 write = write_for(event)
             except InvalidEventError as exc:
                 poison = InvalidEventError(exc.reason, sub.data)
-                plan.poison.append((_user_record(record, sub), poison))
+                plan.poison.append((_user_record(record, sub), poison, event.event_type))
                 continue
             except Exception as exc:  # a projection bug must fail the record, not the batch
                 plan.error = exc
                 return plan
             if type(write) is FactPut:
                 facts.append(write)
+                fact_types.append(event.event_type)
             else:
-                updates.append((event_id, write))  # type: ignore[arg-type]
+                updates.append((event_id, event.event_type, write))  # type: ignore[arg-type]
         return plan
 
     def _plan_unreadable(
@@ -224,7 +247,7 @@ class Projector:
         (delivered,) = decode_lambda_record(record, self.codec)
         plan = RecordPlan(index, sequence_number, frozenset({delivered.record.partition_key}))
         error = delivered.error or PoisonRecordError("unreadable record", delivered.record.data)
-        plan.poison.append((delivered.record, error))
+        plan.poison.append((delivered.record, error, UNKNOWN_TYPE))
         return plan
 
     # --- phase 2: apply ---------------------------------------------------------------
@@ -240,17 +263,20 @@ class Projector:
                 plan.error = exc
         live = [plan for plan in wave if plan.error is None]
         owners: dict[tuple[str, tuple[str, ...]], list[RecordPlan]] = {}
+        type_of: dict[tuple[str, tuple[str, ...]], str] = {}
         puts: list[FactPut] = []
         for plan in live:
-            for put in plan.facts:
+            for put, event_type in zip(plan.facts, plan.fact_types, strict=True):
                 owners.setdefault((put.table, put.key), []).append(plan)
+                type_of.setdefault((put.table, put.key), event_type)
                 puts.append(put)
         if puts:
             try:
-                counts.projected += self.writer.put_facts(puts)
+                self.writer.put_facts(puts)
+                counts.projected.update(type_of.values())
             except (UnprocessedItemsError, WriteRejectedError) as exc:
                 unwritten = {(p.table, p.key) for p in exc.unwritten}
-                counts.projected += len(owners) - len(unwritten)
+                counts.projected.update(t for k, t in type_of.items() if k not in unwritten)
                 for table_key in unwritten:
                     for plan in owners[table_key]:
                         plan.error = plan.error or exc
@@ -263,10 +289,10 @@ class Projector:
                 failed_keys |= plan.keys
 
     def _quarantine(self, plan: RecordPlan, counts: BatchCounts) -> None:
-        for user_record, error in plan.poison:
+        for user_record, error, event_type in plan.poison:
             key = self.quarantine.keep(user_record, error)
             where = f"{user_record.sequence_number}-{user_record.sub_sequence_number}"
-            counts.quarantined += 1
+            counts.quarantined[event_type] += 1
             self.logger.warning(
                 "poison record quarantined",
                 extra={
@@ -280,15 +306,15 @@ class Projector:
             )
 
     def _update(self, plan: RecordPlan, counts: BatchCounts) -> None:
-        for event_id, update in plan.updates:
+        for event_id, event_type, update in plan.updates:
             outcome = self.writer.update(update)
             if outcome is UpdateOutcome.APPLIED:
-                counts.projected += 1
+                counts.projected[event_type] += 1
                 continue
             if outcome is UpdateOutcome.STALE:
-                counts.stale += 1
+                counts.stale[event_type] += 1
             else:
-                counts.duplicate += 1
+                counts.duplicate[event_type] += 1
             self.logger.debug(
                 f"event skipped as {outcome.value}",
                 extra={"correlation_id": event_id, "table": update.table},
@@ -304,6 +330,21 @@ class Projector:
                 "error": f"{type(error).__name__}: {error}",
             },
         )
+
+
+def _emit_by_event_type(counts: BatchCounts, namespace: str) -> None:
+    """One EMF metric per event metric and event type, with an ``EventType`` dimension."""
+    for name, by_type in counts.by_event_type().items():
+        for event_type, value in by_type.items():
+            if value:
+                with single_metric(
+                    name=name,
+                    unit=MetricUnit.Count,
+                    value=value,
+                    namespace=namespace,
+                    default_dimensions={"EventType": event_type},
+                ):
+                    pass
 
 
 @contextmanager
