@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pipelines
 from pipelines.runtime.context import LambdaContext, function_environment
 from pipelines.runtime.discovery import FunctionConfig
 from pipelines.runtime.errors import HandlerImportError
+from pipelines.runtime.logs import FunctionOutput
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +81,13 @@ class Invoker:
         self._base = dict(base_environment or {})
         self._clock = clock
         self._handlers: dict[str, Handler] = {}
+        self.output: FunctionOutput | None = None  # set while a runtime captures output
 
     def invoke(self, function: FunctionConfig, event: dict[str, Any]) -> Invocation:
         request_id = str(uuid.uuid4())
         started = time.monotonic()
-        with function_environment(function, self._base):
+        capture = self.output.function(function.name) if self.output else nullcontext()
+        with function_environment(function, self._base), capture:
             context = LambdaContext(function, request_id, clock=self._clock)
             try:
                 handler = self._handler(function)

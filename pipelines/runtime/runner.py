@@ -30,6 +30,7 @@ from pipelines.runtime.destinations import Destinations
 from pipelines.runtime.discovery import KINESIS, MappingConfig, discover_mappings
 from pipelines.runtime.invoker import Invoker
 from pipelines.runtime.kinesis import KinesisPoller
+from pipelines.runtime.logs import FunctionOutput
 from pipelines.runtime.options import RuntimeOptions
 from pipelines.runtime.sqs import SqsPoller
 from pipelines.runtime.stats import MappingStats
@@ -81,14 +82,18 @@ class LocalRuntime:
         base_environment: dict[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        log_dir: Path | None = None,
     ) -> None:
         self.function_prefix = function_prefix
+        # Functions' standard output: their log files and the EMF metrics in it.
+        self.output = FunctionOutput(log_dir)
         self.checkpoints = checkpoints or CheckpointStore.in_memory()
         self.options = options or RuntimeOptions()
         self._client = client_factory
         self._clock = clock
         self._sleep = sleep
         self._invoker = Invoker(base_environment=base_environment)
+        self._invoker.output = self.output
         self._destinations = Destinations(client_factory)
         self._pollers: list[Poller] | None = None
 
@@ -102,6 +107,7 @@ class LocalRuntime:
         checkpoint_path: str | Path | None = None,
         options: RuntimeOptions | None = None,
         clock: Callable[[], float] = time.time,
+        log_dir: Path | None = None,
     ) -> LocalRuntime:
         """A runtime whose clients, and whose handlers' clients, go to ``endpoint_url``."""
         env = emulator_env(endpoint_url) if endpoint_url else {}
@@ -123,6 +129,7 @@ class LocalRuntime:
             options=options,
             base_environment=env,
             clock=clock,
+            log_dir=log_dir,
         )
 
     @property
@@ -141,8 +148,9 @@ class LocalRuntime:
     def step(self) -> bool:
         """One turn of every mapping; True if any function was invoked."""
         worked = False
-        for poller in self.pollers:
-            worked = poller.step() or worked
+        with self.output.installed():
+            for poller in self.pollers:
+                worked = poller.step() or worked
         return worked
 
     def drained(self) -> bool:
