@@ -50,10 +50,15 @@ def workspace_runtime(
     endpoint_url: str | None = None,
     options: RuntimeOptions | None = None,
 ) -> LocalRuntime:
-    """A runtime for the mappings of ``workspace``'s functions, checkpoints under ``state_dir``."""
+    """A runtime for the mappings of ``workspace``'s functions.
+
+    Checkpoints go to ``<state dir>/runtime/<workspace>/checkpoints.json`` and each
+    function's output to ``<state dir>/runtime/<workspace>/logs/<function>.log``.
+    """
     return LocalRuntime.connect(
         resolve_endpoint(state_dir, endpoint_url),
         function_prefix=function_prefix(workspace),
         checkpoint_path=checkpoint_path(state_dir, workspace),
         options=options,
+        log_dir=state_dir / "runtime" / workspace / "logs",
     )
