@@ -1,9 +1,11 @@
 """The main job: the whole pipeline on the embedded emulator, with a summary.
 
 Brings the ``local`` workspace up (emulator started, Terraform applied),
-produces a seeded workload through the producer, reads the stream back to
-check that every event landed exactly once, and tears everything down unless
-asked to keep it.
+produces a seeded workload through the producer, runs the consumers that
+Terraform deployed on the local runtime until they have caught up, and reports
+what happened to every event, by type, from the metrics the functions emitted
+(as CloudWatch would read them) and the on-failure destinations. Everything is
+torn down unless asked to keep it.
 """
 
 from __future__ import annotations
@@ -18,15 +20,27 @@ from typing import Any
 import boto3
 
 from pipelines.codec import default_codec
+from pipelines.deadletters import batch_events, failed_batches
 from pipelines.emulator import emulator_env
+from pipelines.errors import PoisonRecordError
 from pipelines.infra import stack
 from pipelines.producer import Producer
+from pipelines.projector import (
+    EVENTS_PROJECTED,
+    EVENTS_QUARANTINED,
+    EVENTS_SKIPPED_DUPLICATE,
+    EVENTS_SKIPPED_STALE,
+    UNKNOWN_TYPE,
+)
 from pipelines.records import user_records
+from pipelines.runtime.runner import LocalRuntime
+from pipelines.runtime.workspace import workspace_runtime
 from pipelines.simulator import simulate
 
 # Progress callback: (step, done, total); total None for a step without a count.
 Progress = Callable[[str, int, int | None], None]
 CHUNK = 10_000
+CONSUME_TIMEOUT_SECONDS = 1_800
 
 
 @dataclass
@@ -40,13 +54,20 @@ class DemoReport:
     on_stream: dict[str, int] = field(default_factory=dict)
     shards: dict[str, int] = field(default_factory=dict)
     kinesis_records: int = 0
+    projected: dict[str, int] = field(default_factory=dict)
+    duplicates_skipped: dict[str, int] = field(default_factory=dict)
+    stale_skipped: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    dead_lettered: dict[str, int] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     kept: bool = False
 
     @property
     def events_per_second(self) -> float:
-        produce = self.seconds.get("produce", 0.0)
-        return round(self.events / produce, 1) if produce else 0.0
+        """Events produced and consumed per second, end to end (deployment excluded)."""
+        busy = self.seconds.get("produce", 0.0) + self.seconds.get("consume", 0.0)
+        return round(self.events / busy, 1) if busy else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +80,12 @@ class DemoReport:
             "on_stream": self.on_stream,
             "shards": self.shards,
             "kinesis_records": self.kinesis_records,
+            "projected": self.projected,
+            "duplicates_skipped": self.duplicates_skipped,
+            "stale_skipped": self.stale_skipped,
+            "quarantined": self.quarantined,
+            "dead_lettered": self.dead_lettered,
+            "runtime": self.runtime,
             "events_per_second": self.events_per_second,
             "seconds": self.seconds,
             "kept": self.kept,
@@ -76,7 +103,7 @@ def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
 
 def _client(service: str, endpoint_url: str) -> Any:
     env = emulator_env(endpoint_url)
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=endpoint_url,
         region_name=env["AWS_DEFAULT_REGION"],
@@ -111,6 +138,29 @@ def _count_stream(kinesis: Any, stream: str, report: DemoReport) -> None:
     report.on_stream = dict(sorted(seen.items()))
 
 
+def _by_type(runtime: LocalRuntime, metric: str) -> dict[str, int]:
+    by_type = runtime.output.metrics.by_dimension(metric, "EventType")
+    return {t: int(n) for t, n in sorted(by_type.items()) if n}
+
+
+def _summarise_consumers(runtime: LocalRuntime, report: DemoReport, endpoint_url: str) -> None:
+    report.projected = _by_type(runtime, EVENTS_PROJECTED)
+    report.duplicates_skipped = _by_type(runtime, EVENTS_SKIPPED_DUPLICATE)
+    report.stale_skipped = _by_type(runtime, EVENTS_SKIPPED_STALE)
+    report.quarantined = _by_type(runtime, EVENTS_QUARANTINED)
+    sqs = _client("sqs", endpoint_url)
+    kinesis = _client("kinesis", endpoint_url)
+    dead: Counter[str] = Counter()
+    destinations = {p.mapping.on_failure_destination for p in runtime.pollers}
+    for arn in sorted(d for d in destinations if d and d.startswith("arn:aws:sqs:")):
+        queue_url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
+        for batch in failed_batches(sqs, queue_url):
+            for item in batch_events(kinesis, batch):
+                is_poison = isinstance(item, PoisonRecordError)
+                dead[UNKNOWN_TYPE if is_poison else item.event_type] += 1  # type: ignore[union-attr]
+    report.dead_lettered = dict(sorted(dead.items()))
+
+
 def run_demo(
     events: int = 5_000,
     seed: int = 1,
@@ -141,6 +191,22 @@ def run_demo(
         notify("reading the stream back", 0, None)
         with _timed(seconds, "read_back"):
             _count_stream(kinesis, stream, report)
+        runtime = workspace_runtime(workspace, stack.state_root(), up.endpoint_url)
+
+        def consumed(rt: LocalRuntime) -> None:
+            metrics = rt.output.metrics
+            done = sum(
+                int(metrics.total(name))
+                for name in (EVENTS_PROJECTED, EVENTS_QUARANTINED, EVENTS_SKIPPED_DUPLICATE)
+            )
+            notify("consuming (local runtime)", min(done, len(workload)), len(workload))
+
+        with _timed(seconds, "consume"):
+            result = runtime.run(
+                until_drained=True, max_seconds=CONSUME_TIMEOUT_SECONDS, progress=consumed
+            )
+        report.runtime = result.to_dict()
+        _summarise_consumers(runtime, report, up.endpoint_url)
     finally:
         if keep:
             report.kept = True

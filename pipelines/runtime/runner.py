@@ -165,11 +165,17 @@ class LocalRuntime:
             total.add(poller.stats)
         return total
 
-    def run(self, until_drained: bool = False, max_seconds: float | None = None) -> RunResult:
+    def run(
+        self,
+        until_drained: bool = False,
+        max_seconds: float | None = None,
+        progress: Callable[[LocalRuntime], None] | None = None,
+    ) -> RunResult:
         """Poll until drained (with ``until_drained``), ``max_seconds`` pass, or interrupted.
 
         Drained means a whole turn invoked nothing and afterwards every mapping had caught up
-        with nothing buffered, retried or in flight.
+        with nothing buffered, retried or in flight. ``progress`` is called after every turn
+        that invoked a function.
         """
         started = self._clock()
         last_progress = started
@@ -178,6 +184,8 @@ class LocalRuntime:
             logger.warning("no event source mappings for functions named %r*", self.function_prefix)
         while True:
             worked = self.step()
+            if worked and progress is not None:
+                progress(self)
             now = self._clock()
             if until_drained and not worked and self.drained():
                 drained = True
