@@ -63,21 +63,35 @@ def run(args: argparse.Namespace) -> int:
 def _print_tables(report: DemoReport) -> None:
     console = Console()
     table = Table(title=f"events by type (workspace {report.workspace}, seed {report.seed})")
+    columns = {
+        "produced": report.produced,
+        "on the stream": report.on_stream,
+        "projected": report.projected,
+        "duplicates skipped": report.duplicates_skipped,
+        "stale skipped": report.stale_skipped,
+        "quarantined": report.quarantined,
+        "dead-lettered": report.dead_lettered,
+    }
     table.add_column("event type")
-    table.add_column("produced", justify="right")
-    table.add_column("on the stream", justify="right")
-    for event_type, produced in report.produced.items():
-        table.add_row(event_type, f"{produced:,}", f"{report.on_stream.get(event_type, 0):,}")
-    table.add_row(
-        "total", f"{sum(report.produced.values()):,}", f"{sum(report.on_stream.values()):,}"
-    )
+    for name in columns:
+        table.add_column(name, justify="right")
+    types = sorted(set().union(*(c.keys() for c in columns.values())))
+    for event_type in types:
+        table.add_row(event_type, *(f"{c.get(event_type, 0):,}" for c in columns.values()))
+    table.add_row("total", *(f"{sum(c.values()):,}" for c in columns.values()))
     console.print(table)
     shards = ", ".join(f"{s}: {n:,}" for s, n in sorted(report.shards.items()))
     console.print(
         f"stream {report.stream_name}: {report.kinesis_records} Kinesis records; {shards}"
     )
+    stats = report.runtime.get("stats", {})
     console.print(
-        f"produced at {report.events_per_second:,.0f} events/s; steps (s): {report.seconds}"
+        f"local runtime: {stats.get('batches', 0)} batches, "
+        f"{stats.get('retries', 0)} retries, {stats.get('function_errors', 0)} function errors"
+    )
+    console.print(
+        f"{report.events_per_second:,.0f} events/s end to end (produce + consume); "
+        f"steps (s): {report.seconds}"
     )
     if report.kept:
         console.print(f"kept: the emulator is at {report.endpoint_url} (pipeline down to remove)")
