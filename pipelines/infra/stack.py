@@ -28,7 +28,13 @@ from pipelines.infra.terraform import Terraform, TerraformError
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+def _project_root() -> Path:
+    """The checkout holding ``terraform/``: this package's, else the working directory."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "terraform").is_dir() else Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 DEFAULT_WORKSPACE = "local"
 EMBEDDED = "embedded"
 PARALLELISM = 30

@@ -1,0 +1,267 @@
+"""The real root module applied to a fresh embedded emulator, then destroyed.
+
+One apply is shared by the shape checks: what the Python code relies on must exist with
+the right keys, encryption and wiring. A second workspace then goes up beside the first,
+and ``pipeline down`` must leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from pipelines.catalog import current_schemas, glue_columns
+from pipelines.emulator import emulator_env
+from pipelines.infra import stack
+from pipelines.infra.cli_config import provider_mirror
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.terraform,
+    pytest.mark.skipif(
+        shutil.which("terraform") is None or not provider_mirror().is_dir(),
+        reason="terraform or its provider mirror is not installed",
+    ),
+]
+
+FIRST = f"it-{uuid.uuid4().hex[:6]}"
+SECOND = f"pr-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("pipeline-state")
+
+
+@pytest.fixture(scope="module")
+def deployed(state_dir) -> Iterator[stack.UpResult]:
+    result = stack.up(FIRST, state_dir=state_dir)
+    yield result
+    # Normally test_down_leaves_nothing has already done this; make sure after a failure.
+    for workspace in (SECOND, FIRST):
+        stack.down(workspace, state_dir=state_dir)
+
+
+@pytest.fixture(scope="module")
+def aws(deployed):
+    env = emulator_env(deployed.endpoint_url)
+    session = boto3.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_REGION"],
+    )
+    return lambda service: session.client(service, endpoint_url=deployed.endpoint_url)
+
+
+def test_up_starts_an_emulator_and_reports_where_the_stack_is(deployed, state_dir):
+    assert deployed.started_emulator and deployed.created_workspace
+    assert deployed.workspace == FIRST and deployed.region == "us-east-1"
+    assert deployed.endpoint_url.startswith("http://127.0.0.1:")
+    assert deployed.outputs["name_prefix"] == f"pipelines-{FIRST}"
+    os.kill(deployed.emulator_pid, 0)  # still running after up returned
+    print(f"\napply took {deployed.seconds['apply']}s on the emulator")
+
+
+def test_plan_after_apply_reports_no_changes(deployed, state_dir):
+    changed, text = stack.plan(FIRST, state_dir=state_dir)
+    assert not changed, text[-4000:]
+
+
+def test_stream_is_encrypted_with_the_workspace_shard_count(deployed, aws):
+    summary = aws("kinesis").describe_stream_summary(StreamName=deployed.outputs["stream_name"])
+    stream = summary["StreamDescriptionSummary"]
+    assert stream["OpenShardCount"] == 2  # workspaces/local.tfvars
+    assert stream["RetentionPeriodHours"] == 168
+    assert stream["EncryptionType"] == "KMS"
+    assert stream["StreamModeDetails"]["StreamMode"] == "PROVISIONED"
+
+
+@pytest.mark.parametrize(
+    ("table", "keys", "ttl"),
+    [
+        ("users", {"user_id": "HASH"}, False),
+        ("user_activities", {"user_id": "HASH", "timestamp": "RANGE"}, True),
+        ("system_metrics", {"metric_id": "HASH"}, True),
+        ("transactions", {"transaction_id": "HASH"}, False),
+        ("image_analysis", {"image_key": "HASH"}, False),
+        ("alerts", {"alert_id": "HASH"}, True),
+        ("metric_baselines", {"source": "HASH", "metric_name": "RANGE"}, False),
+        ("recent_transactions", {"user_id": "HASH", "timestamp": "RANGE"}, True),
+    ],
+)
+def test_tables_have_the_keys_the_projections_write(deployed, aws, table, keys, ttl):
+    dynamodb = aws("dynamodb")
+    name = deployed.outputs["table_names"][table]
+    described = dynamodb.describe_table(TableName=name)["Table"]
+    assert {k["AttributeName"]: k["KeyType"] for k in described["KeySchema"]} == keys
+    assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert described["SSEDescription"]["SSEType"] == "KMS"
+    assert described["SSEDescription"]["KMSMasterKeyArn"] == deployed.outputs["kms_key_arn"]
+    ttl_status = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    assert (ttl_status.get("TimeToLiveStatus") == "ENABLED") == ttl
+    if ttl:
+        assert ttl_status["AttributeName"] == "ttl"
+    backups = dynamodb.describe_continuous_backups(TableName=name)
+    pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_transactions_are_indexed_by_user_in_time_order(deployed, aws):
+    name = deployed.outputs["table_names"]["transactions"]
+    table = aws("dynamodb").describe_table(TableName=name)["Table"]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "UserTransactionsIndex"
+    assert {k["AttributeName"]: k["KeyType"] for k in index["KeySchema"]} == {
+        "user_id": "HASH",
+        "timestamp": "RANGE",
+    }
+
+
+def test_buckets_are_versioned_encrypted_and_private(deployed, aws):
+    s3 = aws("s3")
+    buckets = deployed.outputs["bucket_names"]
+    assert set(buckets) == {
+        "lake",
+        "archive",
+        "quarantine",
+        "uploads",
+        "athena_results",
+        "artifacts",
+    }
+    for bucket in buckets.values():
+        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+        (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"][
+            "Rules"
+        ]
+        assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert all(block.values())
+        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_lake_moves_to_colder_storage_as_the_seed_article_says(deployed, aws):
+    lake = deployed.outputs["bucket_names"]["lake"]
+    (rule,) = aws("s3").get_bucket_lifecycle_configuration(Bucket=lake)["Rules"]
+    assert [(t["Days"], t["StorageClass"]) for t in rule["Transitions"]] == [
+        (30, "STANDARD_IA"),
+        (90, "GLACIER"),
+    ]
+    quarantine = deployed.outputs["bucket_names"]["quarantine"]
+    (rule,) = aws("s3").get_bucket_lifecycle_configuration(Bucket=quarantine)["Rules"]
+    assert rule["Expiration"]["Days"] == 14  # workspaces/local.tfvars
+
+
+def test_uploads_notify_the_labeler_queue(deployed, aws):
+    uploads = deployed.outputs["bucket_names"]["uploads"]
+    config = aws("s3").get_bucket_notification_configuration(Bucket=uploads)
+    (queue,) = config["QueueConfigurations"]
+    queue_url = deployed.outputs["uploads_queue_url"]
+    attributes = aws("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert queue["QueueArn"] == attributes["QueueArn"]
+    assert queue["Events"] == ["s3:ObjectCreated:*"]
+    (prefix,) = queue["Filter"]["Key"]["FilterRules"]
+    assert prefix["Value"] == "uploads/"
+    policy = json.loads(attributes["Policy"])
+    assert policy["Statement"][0]["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"].endswith("-uploads-dlq")
+
+
+def test_glue_columns_equal_the_avro_fields(deployed, aws):
+    glue = aws("glue")
+    database = deployed.outputs["glue_database"]
+    schemas = current_schemas()
+    assert set(deployed.outputs["lake_tables"]) == set(schemas)
+    for event_type, schema in schemas.items():
+        name = deployed.outputs["lake_tables"][event_type]["table_name"]
+        table = glue.get_table(DatabaseName=database, Name=name)["Table"]
+        columns = [
+            {"name": c["Name"], "type": c["Type"]} for c in table["StorageDescriptor"]["Columns"]
+        ]
+        assert columns == glue_columns(schema), event_type
+        assert [(p["Name"], p["Type"]) for p in table["PartitionKeys"]] == [("dt", "string")]
+        parameters = table["Parameters"]
+        assert parameters["projection.enabled"] == "true"
+        assert parameters["projection.dt.type"] == "date"
+        assert parameters["projection.dt.format"] == "yyyy-MM-dd"
+        lake = deployed.outputs["bucket_names"]["lake"]
+        assert parameters["storage.location.template"] == f"s3://{lake}/{name}/dt=${{dt}}/"
+
+
+def test_athena_workgroup_enforces_a_scan_cutoff_and_encrypted_results(deployed, aws):
+    athena = aws("athena")
+    workgroup = athena.get_work_group(WorkGroup=deployed.outputs["athena_workgroup"])["WorkGroup"]
+    config = workgroup["Configuration"]
+    assert config["EnforceWorkGroupConfiguration"] is True
+    assert config["BytesScannedCutoffPerQuery"] == 10737418240
+    results = config["ResultConfiguration"]
+    assert results["EncryptionConfiguration"]["EncryptionOption"] == "SSE_KMS"
+    assert results["OutputLocation"].startswith(
+        f"s3://{deployed.outputs['bucket_names']['athena_results']}/"
+    )
+    ids = athena.list_named_queries(WorkGroup=deployed.outputs["athena_workgroup"])["NamedQueryIds"]
+    (query,) = [athena.get_named_query(NamedQueryId=i)["NamedQuery"] for i in ids]
+    assert "user_activity_recorded" in query["QueryString"]
+
+
+def test_alert_topics_are_encrypted(deployed, aws):
+    sns = aws("sns")
+    topics = deployed.outputs["topic_arns"]
+    assert set(topics) == {"anomaly_alerts", "fraud_alerts", "user_notifications", "operations"}
+    for arn in topics.values():
+        assert sns.get_topic_attributes(TopicArn=arn)["Attributes"]["KmsMasterKeyId"]
+
+
+def test_a_second_workspace_applies_beside_the_first(deployed, aws, state_dir):
+    second = stack.up(SECOND, state_dir=state_dir)
+    assert second.endpoint_url == deployed.endpoint_url
+    assert not second.started_emulator and second.emulator_pid == deployed.emulator_pid
+    assert second.outputs["stream_name"] != deployed.outputs["stream_name"]
+    streams = aws("kinesis").list_streams()["StreamNames"]
+    assert {deployed.outputs["stream_name"], second.outputs["stream_name"]} <= set(streams)
+
+    again = stack.up(SECOND, state_dir=state_dir)  # running up twice is harmless
+    assert not again.created_workspace and again.outputs == second.outputs
+
+    result = stack.down(SECOND, state_dir=state_dir)
+    assert result.destroyed and not result.stopped_emulator  # the first workspace remains
+    assert aws("kinesis").list_streams()["StreamNames"] == [deployed.outputs["stream_name"]]
+
+
+def test_down_leaves_nothing(deployed, aws, state_dir):
+    result = stack.down(FIRST, state_dir=state_dir, keep_emulator=True)
+    assert result.destroyed and not result.stopped_emulator
+
+    assert aws("kinesis").list_streams()["StreamNames"] == []
+    assert aws("dynamodb").list_tables()["TableNames"] == []
+    assert aws("s3").list_buckets()["Buckets"] == []
+    assert aws("sqs").list_queues().get("QueueUrls", []) == []
+    assert aws("sns").list_topics()["Topics"] == []
+    assert aws("glue").get_databases()["DatabaseList"] == []
+    workgroups = aws("athena").list_work_groups()["WorkGroups"]
+    assert [w["Name"] for w in workgroups] == ["primary"]
+    assert aws("cloudwatch").describe_alarms()["MetricAlarms"] == []
+    assert aws("cloudwatch").list_dashboards()["DashboardEntries"] == []
+    kms = aws("kms")
+    aliases = kms.list_aliases()["Aliases"]
+    # moto creates keys behind "alias/aws/..." itself (AWS-managed on AWS); ours are the rest.
+    managed = {a.get("TargetKeyId") for a in aliases if a["AliasName"].startswith("alias/aws/")}
+    keys = [kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"] for k in kms.list_keys()["Keys"]]
+    ours = [k for k in keys if k["KeyManager"] == "CUSTOMER" and k["KeyId"] not in managed]
+    # A customer key cannot vanish at once: each workspace's waits out its deletion window.
+    assert [k["KeyState"] for k in ours] == ["PendingDeletion"] * 2, ours
+    assert not [a for a in aliases if a["AliasName"].startswith("alias/pipelines-")]
+
+    result = stack.down(FIRST, state_dir=state_dir)
+    assert not result.destroyed and result.stopped_emulator
+    with pytest.raises(ProcessLookupError):
+        os.kill(deployed.emulator_pid, 0)
