@@ -1,4 +1,10 @@
 locals {
+  projected = var.projected_events_metric
+  projected_metric = concat(
+    [local.projected.namespace, local.projected.name],
+    flatten([for name, value in local.projected.dimensions : [name, value]]),
+  )
+
   metric_widgets = concat(
     [
       {
@@ -11,7 +17,7 @@ locals {
         stat  = "Sum"
         metrics = [
           ["AWS/Kinesis", "IncomingRecords", "StreamName", var.stream_name],
-          [var.metrics_namespace, "EventsProjected", "Environment", var.name_prefix],
+          local.projected_metric,
         ]
       },
     ],
@@ -115,9 +121,9 @@ resource "aws_cloudwatch_metric_alarm" "projection_stalled" {
   metric_query {
     id = "projected"
     metric {
-      namespace   = var.metrics_namespace
-      metric_name = "EventsProjected"
-      dimensions  = { Environment = var.name_prefix }
+      namespace   = local.projected.namespace
+      metric_name = local.projected.name
+      dimensions  = local.projected.dimensions
       stat        = "Sum"
       period      = var.period_seconds
     }

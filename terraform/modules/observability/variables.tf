@@ -25,10 +25,14 @@ variable "dead_letter_queue_names" {
   default     = []
 }
 
-variable "metrics_namespace" {
-  description = "CloudWatch namespace of the pipeline's own metrics (EventsProjected, ...)."
-  type        = string
-  default     = "Pipelines"
+variable "projected_events_metric" {
+  description = "The projector's count of projected events, as its handler emits it (Powertools EMF: namespace, metric name, dimensions)."
+  type = object({
+    namespace  = optional(string, "Pipelines")
+    name       = optional(string, "EventsProjected")
+    dimensions = optional(map(string), { service = "projector" })
+  })
+  default = {}
 }
 
 variable "alarm_topic_arn" {
