@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench package clean
+.PHONY: demo test lint format bench package checkov checkov-install catalog up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/pipeline demo
 
 ## test: install what the tests need and run them
-test: $(STAMP)
+test: $(STAMP) checkov-install
 	$(BIN)/pytest
 
 ## lint: ruff and mypy
@@ -38,5 +38,23 @@ bench: $(STAMP)
 package: $(STAMP)
 	$(BIN)/pipeline package
 
+## checkov: static security checks over terraform/ (zero failed checks); own venv
+checkov-install:
+	scripts/checkov.sh --install-only
+
+checkov: checkov-install
+	scripts/checkov.sh
+
+## catalog: regenerate the Glue columns (terraform/modules/catalog/tables.json) from schemas/
+catalog: $(STAMP)
+	$(BIN)/python -m pipelines.catalog
+
+## up / down: the local workspace on the embedded emulator
+up: $(STAMP)
+	$(BIN)/pipeline up
+
+down: $(STAMP)
+	$(BIN)/pipeline down
+
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .venv-checkov build dist .pytest_cache .ruff_cache .mypy_cache
