@@ -460,3 +460,41 @@ def test_records_within_retention_are_kept(aws_client: ClientFactory) -> None:
 
     assert shard["SequenceNumberRange"]["StartingSequenceNumber"] == sequence_numbers[0]
     assert len(_read_all(kinesis, iterator)) == 500
+
+
+# -- Resource policies: unmatched conditions ---------------------------------------------------
+
+_TLS_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": ["arn:aws:s3:::{bucket}", "arn:aws:s3:::{bucket}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ],
+}
+
+
+def _put_into_tls_only_bucket(s3: Any, bucket: str) -> None:
+    s3.create_bucket(Bucket=bucket)
+    policy = json.dumps(_TLS_ONLY).replace("{bucket}", bucket)
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+    s3.put_object(Bucket=bucket, Key="quarantine/a.avro", Body=b"bytes")
+
+
+def test_a_tls_only_bucket_policy_lets_object_writes_through(aws_client: ClientFactory) -> None:
+    s3 = aws_client("s3")
+    _put_into_tls_only_bucket(s3, "tls-only-patched")
+    assert s3.get_object(Bucket="tls-only-patched", Key="quarantine/a.avro")["Body"].read() == (
+        b"bytes"
+    )
+
+
+def test_tls_only_bucket_policy_as_released(moto_as_released: ClientFactory) -> None:
+    with pytest.raises(ClientError) as caught:
+        _put_into_tls_only_bucket(moto_as_released("s3"), "tls-only-released")
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403

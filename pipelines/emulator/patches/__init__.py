@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from pipelines.emulator.patches import athena, kinesis, lambda_mappings, sqs
+from pipelines.emulator.patches import athena, kinesis, lambda_mappings, policies, sqs
 from pipelines.emulator.patches.base import Patch, Patcher
 
 __all__ = [
@@ -42,6 +42,7 @@ PATCHES: tuple[Patch, ...] = (
     lambda_mappings.MAPPINGS_METADATA_ONLY,
     kinesis.SHARD_INDEX,
     kinesis.RETENTION_TRIMMING,
+    policies.ABSENT_CONDITION_KEYS,
 )
 """Every patch, in the order they are applied."""
 
