@@ -1,0 +1,360 @@
+"""Exactly-once effects on at-least-once delivery (DESIGN.md, "Delivery semantics").
+
+One workload is produced onto a fresh two-shard stream, projected by the projector's handler
+under the local runtime, and the read models are read back - four times:
+
+* ``clean`` - the handler as deployed;
+* every batch delivered twice (a duplicate invocation);
+* the handler crashing part-way through each batch's first delivery, after some writes;
+* DynamoDB throttling writes and handing back unprocessed items.
+
+Every run gets its own tables, stream, function and mapping (a fresh name prefix), so the
+runs cannot see each other's writes. The tables' contents must come out identical (a digest
+of every item, as DynamoDB returns it) and complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from pipelines.producer import Producer
+from pipelines.runtime import MappingStats
+from pipelines.settings import TableNames
+from pipelines.simulator import simulate
+from tests.integration import exactly_once_handlers as wrappers
+from tests.integration.runtime_stack import RuntimeStack
+from tests.kinesis_events import _KEYS as TERRAFORM_KEYS
+from tests.kinesis_events import TABLES, settings_env
+
+pytestmark = pytest.mark.integration
+
+WORKLOAD_EVENTS = 1000
+WORKLOAD_SEED = 7
+# Small aggregates, so a batch holds several KPL records and a record several events.
+MAX_AGGREGATE_BYTES = 1500
+BATCH_SIZE = 10
+MAX_RETRIES = 10
+RUN_SECONDS = 40
+
+PROJECTOR = "functions.projector.handler.lambda_handler"
+WRAPPERS = wrappers.__name__
+HANDLERS = {
+    "clean": PROJECTOR,
+    "delivered_twice": f"{WRAPPERS}.deliver_twice",
+    "crash_midway": f"{WRAPPERS}.crash_midway",
+    "throttled": f"{WRAPPERS}.throttled",
+}
+STATE_EVENT_TYPES = ("UserRegistered", "UserProfileUpdated", "ImageLabeled")
+KINDS = tuple(f.name for f in fields(TableNames))
+# Each kind's keys, as Terraform makes them (tests/kinesis_events.py mirrors the module).
+KEYS = {kind: TERRAFORM_KEYS[getattr(TABLES, kind)] for kind in KINDS}
+CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"})
+
+
+@dataclass
+class Run:
+    """What one run left behind."""
+
+    items: dict[str, list[dict[str, Any]]]  # by table kind, in a stable order
+    stats: MappingStats
+    drained: bool
+    seconds: float
+    metrics: dict[str, float]  # EMF metric totals the handler printed
+    wrapper_counts: Counter[str]
+    held_back_puts: int
+    quarantined: int
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {kind: len(items) for kind, items in self.items.items()}
+
+    @property
+    def digests(self) -> dict[str, str]:
+        return {kind: digest(items) for kind, items in self.items.items()}
+
+
+def digest(items: list[dict[str, Any]]) -> str:
+    """A hash of a table's items (DynamoDB JSON, every attribute), independent of scan order."""
+    lines = sorted(json.dumps(item, sort_keys=True, separators=(",", ":")) for item in items)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+class ProjectorStack(RuntimeStack):
+    """A stream, the projector's tables and bucket, a function and its mapping, all fresh."""
+
+    def __init__(self, client: Callable[[str], Any], endpoint_url: str, tmp_path: Path) -> None:
+        super().__init__(client, endpoint_url, tmp_path)
+        self.tables = TableNames(**{kind: f"{self.prefix}{kind}" for kind in KINDS})
+        self.bucket = f"{self.prefix}quarantine"
+
+    def create_stores(self) -> None:
+        dynamodb = self.client("dynamodb")
+        for kind, (hash_key, range_key) in KEYS.items():
+            keys = [(hash_key, "HASH")] + ([(range_key, "RANGE")] if range_key else [])
+            attributes = {name for name, _ in keys}
+            extra: dict[str, Any] = {}
+            if kind == "transactions":
+                attributes |= {"user_id", "timestamp"}
+                extra["GlobalSecondaryIndexes"] = [
+                    {
+                        "IndexName": "UserTransactionsIndex",
+                        "KeySchema": [
+                            {"AttributeName": "user_id", "KeyType": "HASH"},
+                            {"AttributeName": "timestamp", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ]
+            dynamodb.create_table(
+                TableName=getattr(self.tables, kind),
+                BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
+                AttributeDefinitions=[
+                    {"AttributeName": a, "AttributeType": "S"} for a in attributes
+                ],
+                **extra,
+            )
+        self.client("s3").create_bucket(Bucket=self.bucket)
+
+    def environment(self) -> dict[str, str]:
+        """The projector's variables, as Terraform sets them, naming this stack's stores."""
+        env = settings_env()
+        env.update(
+            {
+                "USERS_TABLE": self.tables.users,
+                "USER_ACTIVITIES_TABLE": self.tables.user_activities,
+                "SYSTEM_METRICS_TABLE": self.tables.system_metrics,
+                "TRANSACTIONS_TABLE": self.tables.transactions,
+                "IMAGE_ANALYSIS_TABLE": self.tables.image_analysis,
+                "QUARANTINE_BUCKET": self.bucket,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            }
+        )
+        return env
+
+    def function(
+        self, handler: str, env: dict[str, str] | None = None, timeout: int = 300, name: str = "fn"
+    ) -> str:
+        """A function whose configuration names ``handler`` in full (moto keeps, never runs it)."""
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("placeholder.py", "")
+        self.function_name = f"{self.prefix}{name}"
+        response = self.lam.create_function(
+            FunctionName=self.function_name,
+            Runtime="python3.12",
+            Role=self.role_arn,
+            Handler=handler,
+            Code={"ZipFile": code.getvalue()},
+            Timeout=timeout,
+            MemorySize=512,
+            Environment={"Variables": env or {}},
+        )
+        arn: str = response["FunctionArn"]
+        return arn
+
+    def scan(self) -> dict[str, list[dict[str, Any]]]:
+        dynamodb = self.client("dynamodb")
+        out: dict[str, list[dict[str, Any]]] = {}
+        for kind in KINDS:
+            paginator = dynamodb.get_paginator("scan")
+            items = [
+                item
+                for page in paginator.paginate(TableName=getattr(self.tables, kind))
+                for item in page["Items"]
+            ]
+            out[kind] = sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+        return out
+
+    def quarantined(self) -> int:
+        count: int = self.client("s3").list_objects_v2(Bucket=self.bucket)["KeyCount"]
+        return count
+
+
+@pytest.fixture(scope="module")
+def workload() -> list[dict[str, Any]]:
+    return simulate(WORKLOAD_EVENTS, seed=WORKLOAD_SEED).events
+
+
+@pytest.fixture(scope="module")
+def run_scenario(
+    emulator: Any, tmp_path_factory: pytest.TempPathFactory, workload: list[dict[str, Any]]
+) -> Iterator[Callable[[str], Run]]:
+    """``run_scenario(name)``: the workload through ``HANDLERS[name]``, once per module."""
+    env = emulator.env()
+
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=emulator.endpoint_url,
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            config=CLIENT_CONFIG,
+        )
+
+    runs: dict[str, Run] = {}
+
+    def run(name: str) -> Run:
+        if name not in runs:
+            tmp_path = tmp_path_factory.mktemp(name)
+            stack = ProjectorStack(client, emulator.endpoint_url, tmp_path)
+            runs[name] = _run(stack, name, workload)
+        return runs[name]
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield run
+    wrappers.reset()
+
+
+def _run(stack: ProjectorStack, scenario: str, workload: list[dict[str, Any]]) -> Run:
+    wrappers.reset()  # fresh faults, and projectors built for this run's settings
+    stack.create_stores()
+    stream_arn = stack.stream(shards=2)
+    stack.function(HANDLERS[scenario], env=stack.environment())
+    stack.mapping(
+        stream_arn,
+        BatchSize=BATCH_SIZE,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+        BisectBatchOnFunctionError=True,
+        MaximumRetryAttempts=MAX_RETRIES,
+    )
+    producer = Producer(
+        stack.kinesis,
+        stack.stream_name,
+        max_aggregate_bytes=MAX_AGGREGATE_BYTES,
+        rng=random.Random(WORKLOAD_SEED),
+    )
+    producer.put_events(workload)
+    runtime = stack.runtime()
+    result = runtime.run(until_drained=True, max_seconds=RUN_SECONDS)
+    metrics = runtime.output.metrics
+    return Run(
+        items=stack.scan(),
+        stats=result.stats,
+        drained=result.drained,
+        seconds=result.seconds,
+        metrics={
+            name: metrics.total(name)
+            for name in (
+                "EventsProjected",
+                "EventsSkippedDuplicate",
+                "EventsSkippedStale",
+                "RecordsFailed",
+            )
+        },
+        wrapper_counts=Counter(wrappers.COUNTS),
+        held_back_puts=wrappers.held_back_puts(),
+        quarantined=stack.quarantined(),
+    )
+
+
+def _expected_counts(workload: list[dict[str, Any]]) -> dict[str, int]:
+    by_type = Counter(e["metadata"]["event_type"] for e in workload)
+    images = {e["key"] for e in workload if e["metadata"]["event_type"] == "ImageLabeled"}
+    return {
+        "users": by_type["UserRegistered"],
+        "user_activities": by_type["UserActivityRecorded"],
+        "system_metrics": by_type["MetricRecorded"],
+        "transactions": by_type["TransactionRecorded"],
+        "image_analysis": len(images),
+    }
+
+
+def _assert_settled(run: Run) -> None:
+    """The run drained, gave up on nothing and quarantined nothing."""
+    assert run.drained, f"not drained after {run.seconds:.1f}s: {run.stats}"
+    assert run.stats.records_discarded == 0
+    assert run.stats.records_dead_lettered == 0
+    assert run.stats.records_expired == 0
+    assert run.quarantined == 0
+
+
+def test_a_clean_run_projects_every_event_of_the_workload_once(
+    run_scenario: Callable[[str], Run], workload: list[dict[str, Any]]
+) -> None:
+    clean = run_scenario("clean")
+
+    _assert_settled(clean)
+    assert clean.stats.function_errors == clean.stats.partial_failures == clean.stats.retries == 0
+    assert clean.counts == _expected_counts(workload)
+    assert clean.metrics["EventsProjected"] == len(workload)
+
+    updates = Counter(
+        e["user_id"] for e in workload if e["metadata"]["event_type"] == "UserProfileUpdated"
+    )
+    versions = {u["user_id"]["S"]: int(u["aggregate_version"]["N"]) for u in clean.items["users"]}
+    assert versions == {user: 1 + updates[user] for user in versions}
+
+    latest_label: dict[str, str] = {}
+    for e in workload:
+        if e["metadata"]["event_type"] == "ImageLabeled":
+            at = e["metadata"]["occurred_at"].isoformat(timespec="milliseconds")
+            version = f"{at.replace('+00:00', 'Z')}#{e['metadata']['event_id']}"
+            latest_label[e["key"]] = max(latest_label.get(e["key"], ""), version)
+    images = {i["image_key"]["S"]: i["label_version"]["S"] for i in clean.items["image_analysis"]}
+    assert images == latest_label
+
+
+def test_every_batch_delivered_twice_leaves_the_tables_of_the_clean_run(
+    run_scenario: Callable[[str], Run], workload: list[dict[str, Any]]
+) -> None:
+    clean, twice = run_scenario("clean"), run_scenario("delivered_twice")
+
+    _assert_settled(twice)
+    assert twice.stats.batches > 0
+    assert twice.wrapper_counts["projector_invocations"] == 2 * twice.stats.batches
+    # The second delivery of each batch applied no state update again: each one was skipped,
+    # as a duplicate (or as stale, when a later version of its user landed in the same batch).
+    state_events = sum(1 for e in workload if e["metadata"]["event_type"] in STATE_EVENT_TYPES)
+    skipped = twice.metrics["EventsSkippedDuplicate"] + twice.metrics["EventsSkippedStale"]
+    assert twice.metrics["EventsSkippedDuplicate"] > 0
+    assert skipped == state_events
+    assert twice.counts == clean.counts
+    assert twice.digests == clean.digests
+
+
+def test_a_handler_crashing_part_way_through_batches_leaves_the_tables_of_the_clean_run(
+    run_scenario: Callable[[str], Run],
+) -> None:
+    clean, crashed = run_scenario("clean"), run_scenario("crash_midway")
+
+    _assert_settled(crashed)
+    assert crashed.wrapper_counts["crashes"] > 0
+    assert crashed.stats.function_errors == crashed.wrapper_counts["crashes"]
+    assert crashed.stats.bisections > 0
+    assert crashed.stats.retries > 0
+    assert crashed.counts == clean.counts
+    assert crashed.digests == clean.digests
+
+
+def test_dynamodb_throttling_and_unprocessed_items_leave_the_tables_of_the_clean_run(
+    run_scenario: Callable[[str], Run],
+) -> None:
+    clean, throttled = run_scenario("clean"), run_scenario("throttled")
+
+    _assert_settled(throttled)
+    assert throttled.wrapper_counts["throttled_calls"] > 0
+    assert throttled.held_back_puts > 0
+    assert throttled.metrics["RecordsFailed"] > 0
+    assert throttled.stats.partial_failures > 0
+    assert throttled.stats.retries > 0
+    assert throttled.counts == clean.counts
+    assert throttled.digests == clean.digests
