@@ -127,3 +127,25 @@ variable "iterator_age_alarm_ms" {
     error_message = "iterator_age_alarm_ms must be at least 1000."
   }
 }
+
+variable "lambda_package" {
+  description = "Path of the Lambda deployment package built by `make package` (relative to terraform/ or absolute)."
+  type        = string
+  default     = "../build/lambda/pipelines.zip"
+
+  validation {
+    condition     = endswith(var.lambda_package, ".zip")
+    error_message = "lambda_package must be a .zip file."
+  }
+}
+
+variable "fact_ttl_days" {
+  description = "How long facts (activities, metrics) stay in their projection tables before DynamoDB expires them."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.fact_ttl_days >= 1
+    error_message = "fact_ttl_days must be at least 1."
+  }
+}

@@ -498,3 +498,40 @@ def test_tls_only_bucket_policy_as_released(moto_as_released: ClientFactory) -> 
     with pytest.raises(ClientError) as caught:
         _put_into_tls_only_bucket(moto_as_released("s3"), "tls-only-released")
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+# -- Lambda functions: dead-letter and logging configurations ----------------------------------
+
+
+def _function_with_configs(factory: ClientFactory) -> dict[str, Any]:
+    name, _ = _function(factory)
+    lam = factory("lambda")
+    lam.update_function_configuration(
+        FunctionName=name,
+        DeadLetterConfig={"TargetArn": "arn:aws:sqs:us-east-1:123456789012:dlq"},
+        LoggingConfig={"LogFormat": "JSON", "LogGroup": "/aws/lambda/custom"},
+    )
+    configuration: dict[str, Any] = lam.get_function_configuration(FunctionName=name)
+    return configuration
+
+
+def test_function_dead_letter_and_logging_configs_read_back(aws_client: ClientFactory) -> None:
+    config = _function_with_configs(aws_client)
+    assert config["DeadLetterConfig"] == {"TargetArn": "arn:aws:sqs:us-east-1:123456789012:dlq"}
+    assert config["LoggingConfig"]["LogFormat"] == "JSON"
+    assert config["LoggingConfig"]["LogGroup"] == "/aws/lambda/custom"
+
+
+def test_a_function_without_logging_config_logs_text_to_its_own_group(
+    aws_client: ClientFactory,
+) -> None:
+    name, _ = _function(aws_client)
+    config = aws_client("lambda").get_function_configuration(FunctionName=name)
+    assert config["LoggingConfig"] == {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{name}"}
+    assert "DeadLetterConfig" not in config
+
+
+def test_function_configs_as_released(moto_as_released: ClientFactory) -> None:
+    config = _function_with_configs(moto_as_released)
+    assert "DeadLetterConfig" not in config
+    assert "LoggingConfig" not in config

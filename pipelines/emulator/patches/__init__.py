@@ -16,7 +16,14 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from pipelines.emulator.patches import athena, kinesis, lambda_mappings, policies, sqs
+from pipelines.emulator.patches import (
+    athena,
+    kinesis,
+    lambda_functions,
+    lambda_mappings,
+    policies,
+    sqs,
+)
 from pipelines.emulator.patches.base import Patch, Patcher
 
 __all__ = [
@@ -43,6 +50,7 @@ PATCHES: tuple[Patch, ...] = (
     kinesis.SHARD_INDEX,
     kinesis.RETENTION_TRIMMING,
     policies.ABSENT_CONDITION_KEYS,
+    lambda_functions.FUNCTION_CONFIGS_READ_BACK,
 )
 """Every patch, in the order they are applied."""
 

@@ -33,14 +33,17 @@ locals {
         metrics = [for name in var.function_names : ["AWS/Lambda", "Throttles", "FunctionName", name]]
       },
     ],
-    length(var.dead_letter_queue_names) == 0 ? [] : [
+    length(local.charted_dead_letter_queues) == 0 ? [] : [
       {
         title   = "Dead-letter queue depth"
         stat    = "Maximum"
-        metrics = [for name in var.dead_letter_queue_names : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", name]]
+        metrics = [for name in local.charted_dead_letter_queues : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", name]]
       },
     ],
   )
+
+  # Function dead-letter queues are alarmed by the functions module itself; chart them all.
+  charted_dead_letter_queues = distinct(concat(var.dead_letter_queue_names, var.function_dead_letter_queue_names))
 
   function_alarms = merge([
     for name in var.function_names : {

@@ -25,6 +25,12 @@ variable "dead_letter_queue_names" {
   default     = []
 }
 
+variable "function_dead_letter_queue_names" {
+  description = "Functions' dead-letter queues: charted here, alarmed by the functions module."
+  type        = list(string)
+  default     = []
+}
+
 variable "projected_events_metric" {
   description = "The projector's count of projected events, as its handler emits it (Powertools EMF: namespace, metric name, dimensions)."
   type = object({

@@ -1,0 +1,64 @@
+# The consumers: Lambda functions with their event source mappings, all from one
+# deployment package (`make package`) uploaded to the artifacts bucket, so that the
+# functions are created in parallel.
+
+resource "aws_s3_object" "lambda_package" {
+  bucket      = module.storage.bucket_ids["artifacts"]
+  key         = "lambda/pipelines-${filesha256(var.lambda_package)}.zip"
+  source      = var.lambda_package
+  source_hash = filemd5(var.lambda_package)
+  kms_key_id  = aws_kms_key.this.arn
+}
+
+locals {
+  lambda_package = {
+    s3_bucket        = aws_s3_object.lambda_package.bucket
+    s3_key           = aws_s3_object.lambda_package.key
+    source_code_hash = filebase64sha256(var.lambda_package)
+  }
+  # Where each projection lives, as the projector reads it (pipelines/settings.py).
+  projector_tables = ["users", "user_activities", "system_metrics", "transactions", "image_analysis"]
+}
+
+module "projector" {
+  source = "./modules/functions"
+
+  name_prefix        = local.name
+  name               = "projector"
+  handler            = "functions.projector.handler.lambda_handler"
+  runtime            = "python3.11"
+  package            = local.lambda_package
+  kms_key_arn        = aws_kms_key.this.arn
+  log_retention_days = var.log_retention_days
+  alarm_topic_arn    = module.alerts.topic_arns["operations"]
+
+  environment = {
+    USERS_TABLE                  = module.projections.table_names["users"]
+    USER_ACTIVITIES_TABLE        = module.projections.table_names["user_activities"]
+    SYSTEM_METRICS_TABLE         = module.projections.table_names["system_metrics"]
+    TRANSACTIONS_TABLE           = module.projections.table_names["transactions"]
+    IMAGE_ANALYSIS_TABLE         = module.projections.table_names["image_analysis"]
+    QUARANTINE_BUCKET            = module.storage.bucket_ids["quarantine"]
+    TTL_ATTRIBUTE                = module.projections.ttl_attribute
+    FACT_TTL_DAYS                = tostring(var.fact_ttl_days)
+    POWERTOOLS_SERVICE_NAME      = "projector"
+    POWERTOOLS_METRICS_NAMESPACE = "Pipelines"
+  }
+
+  permissions = {
+    dynamodb_write = [for table in local.projector_tables : module.projections.table_arns[table]]
+    s3_write       = ["${module.storage.bucket_arns["quarantine"]}/projector/*"]
+  }
+
+  kinesis_event_sources = {
+    events = {
+      stream_arn                         = module.stream.stream_arn
+      starting_position                  = "TRIM_HORIZON"
+      batch_size                         = 100
+      maximum_batching_window_in_seconds = 1
+      bisect_batch_on_function_error     = true
+      maximum_retry_attempts             = 10
+      maximum_record_age_in_seconds      = 604800
+    }
+  }
+}
