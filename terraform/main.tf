@@ -66,14 +66,12 @@ module "alerts" {
 module "observability" {
   source = "./modules/observability"
 
-  name_prefix           = local.name
-  region                = local.region
-  stream_name           = module.stream.stream_name
-  iterator_age_alarm_ms = var.iterator_age_alarm_ms
-  alarm_topic_arn       = module.alerts.topic_arns["operations"]
-  function_names        = [module.projector.function_name]
-  dead_letter_queue_names = [
-    module.storage.uploads_dead_letter_queue_name,
-    module.projector.dead_letter_queue_name,
-  ]
+  name_prefix                      = local.name
+  region                           = local.region
+  stream_name                      = module.stream.stream_name
+  iterator_age_alarm_ms            = var.iterator_age_alarm_ms
+  alarm_topic_arn                  = module.alerts.topic_arns["operations"]
+  function_names                   = [module.projector.function_name]
+  dead_letter_queue_names          = [module.storage.uploads_dead_letter_queue_name]
+  function_dead_letter_queue_names = [module.projector.dead_letter_queue_name]
 }
