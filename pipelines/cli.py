@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "pipelines.commands.events",
     "pipelines.commands.schemas",
     "pipelines.commands.infra",
+    "pipelines.commands.simulate",
     "pipelines.commands.run",
     "pipelines.commands.package",
     "pipelines.commands.demo",

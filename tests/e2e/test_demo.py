@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_produces_every_event_once_and_tears_down(tmp_path: Path) -> None:
+def test_demo_accounts_for_every_event_and_tears_down(tmp_path: Path) -> None:
     env = {**os.environ, "PIPELINE_STATE_DIR": str(tmp_path / "state")}
     result = subprocess.run(
         [
@@ -37,6 +37,16 @@ def test_demo_produces_every_event_once_and_tears_down(tmp_path: Path) -> None:
     assert sum(report["produced"].values()) == 5000
     assert len(report["produced"]) == 6
     assert report["on_stream"] == report["produced"]
+    for key in ("projected", "duplicates_skipped", "quarantined", "dead_lettered"):
+        assert isinstance(report[key], dict), key
+    # Every event produced is accounted for, per type: projected or quarantined.
+    for event_type, produced in report["produced"].items():
+        accounted = report["projected"].get(event_type, 0) + report["quarantined"].get(
+            event_type, 0
+        )
+        assert accounted == produced, event_type
+    assert report["dead_lettered"] == {}
+    assert report["runtime"]["drained"]
     assert report["events_per_second"] > 0
     assert not report["kept"]
     # Torn down: no emulator left running for this state directory.
