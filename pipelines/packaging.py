@@ -94,10 +94,14 @@ def _write_zip(entries: list[tuple[str, Path]], out: Path) -> None:
     tmp.replace(out)
 
 
+def default_package_path(project: Path = PROJECT_ROOT) -> Path:
+    return project / "build" / "lambda" / "pipelines.zip"
+
+
 def build_package(out: Path | None = None, project: Path = PROJECT_ROOT) -> Package:
     """Build ``build/lambda/pipelines.zip`` (or ``out``) and return its digest."""
     build = project / "build"
-    out = out or build / "lambda" / "pipelines.zip"
+    out = out or default_package_path(project)
     deps = build / "lambda-deps"
     install_dependencies(project / "functions" / "requirements.txt", deps, build / "wheel-cache")
     entries = list(_files(deps, ""))

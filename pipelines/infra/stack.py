@@ -115,7 +115,7 @@ def up(
     )
     tf.init()
     created = tf.use_workspace(workspace)
-    tf.apply(f"-var-file={_var_file_arg(tf, workspace)}", f"-parallelism={PARALLELISM}")
+    tf.apply(*_tf_args(tf, workspace))
     outputs = tf.outputs()
     return UpResult(
         endpoint_url=endpoint_url,
@@ -201,13 +201,11 @@ def plan(
     if workspace not in tf.workspaces():
         raise StackError(f"workspace {workspace!r} does not exist at {endpoint_url}")
     tf.workspace = workspace
-    return tf.plan_has_changes(
-        f"-var-file={_var_file_arg(tf, workspace)}", f"-parallelism={PARALLELISM}"
-    )
+    return tf.plan_has_changes(*_tf_args(tf, workspace))
 
 
 def _destroy(tf: Terraform, workspace: str) -> None:
-    args = (f"-var-file={_var_file_arg(tf, workspace)}", f"-parallelism={PARALLELISM}")
+    args = _tf_args(tf, workspace)
     try:
         tf.destroy(*args)
     except TerraformError as exc:
@@ -225,8 +223,24 @@ def _check_workspace(name: str) -> None:
         )
 
 
-def _var_file_arg(tf: Terraform, workspace: str) -> str:
-    return str(var_file_for(workspace, tf.workdir))
+def _tf_args(tf: Terraform, workspace: str) -> tuple[str, ...]:
+    """The workspace's variables, the Lambda package (built if missing) and parallelism."""
+    return (
+        f"-var-file={var_file_for(workspace, tf.workdir)}",
+        f"-var=lambda_package={lambda_package()}",
+        f"-parallelism={PARALLELISM}",
+    )
+
+
+def lambda_package() -> Path:
+    """The deployment package Terraform uploads; built with ``make package`` if missing."""
+    from pipelines.packaging import build_package, default_package_path
+
+    path = default_package_path()
+    if not path.is_file():
+        logger.info("building the Lambda package %s", path)
+        build_package(path)
+    return path
 
 
 def _target_key(endpoint_url: str) -> str:
