@@ -28,6 +28,7 @@ import logging
 from base64 import b64decode
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -140,8 +141,11 @@ class Projector:
         codec: Codec | None = None,
         logger: logging.Logger | Any = None,
         metrics: MetricsSink | None = None,
+        write_concurrency: int = 8,
     ) -> None:
         self.projections = projections
+        self.write_concurrency = write_concurrency
+        self._pool: ThreadPoolExecutor | None = None
         self.writer = writer
         self.quarantine = quarantine
         self.codec = codec or default_codec()
@@ -258,9 +262,9 @@ class Projector:
         for plan in wave:
             try:
                 self._quarantine(plan, counts)
-                self._update(plan, counts)
             except Exception as exc:  # any fault fails this record only, as Powertools does
                 plan.error = exc
+        self._update_all([plan for plan in wave if plan.error is None], counts)
         live = [plan for plan in wave if plan.error is None]
         owners: dict[tuple[str, tuple[str, ...]], list[RecordPlan]] = {}
         type_of: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -305,20 +309,57 @@ class Projector:
                 },
             )
 
-    def _update(self, plan: RecordPlan, counts: BatchCounts) -> None:
-        for event_id, event_type, update in plan.updates:
-            outcome = self.writer.update(update)
-            if outcome is UpdateOutcome.APPLIED:
-                counts.projected[event_type] += 1
-                continue
-            if outcome is UpdateOutcome.STALE:
-                counts.stale[event_type] += 1
-            else:
-                counts.duplicate[event_type] += 1
-            self.logger.debug(
-                f"event skipped as {outcome.value}",
-                extra={"correlation_id": event_id, "table": update.table},
-            )
+    def _update_all(self, plans: list[RecordPlan], counts: BatchCounts) -> None:
+        """Apply the plans' conditional updates, items in parallel, each item's in order.
+
+        Updates of one item (table and key) run one after another in batch order, and stop
+        at the first that fails; different items are independent and run concurrently,
+        since each update is a round trip to DynamoDB. A failure fails its record.
+        """
+        groups: dict[tuple[str, str], list[tuple[RecordPlan, str, str, ConditionalUpdate]]] = {}
+        for plan in plans:
+            for event_id, event_type, update in plan.updates:
+                item = (update.table, repr(sorted(update.key.items())))
+                groups.setdefault(item, []).append((plan, event_id, event_type, update))
+        if not groups:
+            return
+        if len(groups) == 1 or self.write_concurrency == 1:
+            outcomes = [self._update_item(group) for group in groups.values()]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.write_concurrency, "projector-write")
+            outcomes = list(self._pool.map(self._update_item, groups.values()))
+        for results in outcomes:
+            for plan, event_id, event_type, update, outcome in results:
+                if isinstance(outcome, BaseException):
+                    plan.error = plan.error or outcome
+                    continue
+                if outcome is UpdateOutcome.APPLIED:
+                    counts.projected[event_type] += 1
+                    continue
+                if outcome is UpdateOutcome.STALE:
+                    counts.stale[event_type] += 1
+                else:
+                    counts.duplicate[event_type] += 1
+                self.logger.debug(
+                    f"event skipped as {outcome.value}",
+                    extra={"correlation_id": event_id, "table": update.table},
+                )
+
+    def _update_item(
+        self, group: list[tuple[RecordPlan, str, str, ConditionalUpdate]]
+    ) -> list[tuple[RecordPlan, str, str, ConditionalUpdate, UpdateOutcome | BaseException]]:
+        results: list[
+            tuple[RecordPlan, str, str, ConditionalUpdate, UpdateOutcome | BaseException]
+        ] = []
+        for plan, event_id, event_type, update in group:
+            try:
+                outcome: UpdateOutcome | BaseException = self.writer.update(update)
+            except Exception as exc:  # fails its record; later updates of the item wait
+                results.append((plan, event_id, event_type, update, exc))
+                break
+            results.append((plan, event_id, event_type, update, outcome))
+        return results
 
     def _log_failure(self, plan: RecordPlan) -> None:
         error = plan.error
@@ -437,4 +478,5 @@ def build_projector(
         Quarantine(s3, settings.quarantine_bucket, settings.service_name),
         logger=logger,
         metrics=metrics,
+        write_concurrency=settings.write_concurrency,
     )

@@ -13,6 +13,7 @@ Optional, with defaults:
 * ``TTL_ATTRIBUTE`` (``ttl``) - the tables' time-to-live attribute;
 * ``WRITE_MAX_ATTEMPTS`` (6), ``WRITE_BACKOFF_BASE_MS`` (50),
   ``WRITE_BACKOFF_MAX_MS`` (2000) - DynamoDB write retries (jittered, doubling);
+* ``WRITE_CONCURRENCY`` (8) - conditional updates of different items in flight at once;
 * ``POWERTOOLS_SERVICE_NAME`` (``projector``) - service name, and the
   quarantine key prefix;
 * ``POWERTOOLS_METRICS_NAMESPACE`` (``Pipelines``) - CloudWatch namespace;
@@ -65,6 +66,7 @@ class Settings:
     fact_ttl_days: int = 90
     ttl_attribute: str = "ttl"
     retry: RetryPolicy = RetryPolicy()
+    write_concurrency: int = 8
 
     @property
     def fact_ttl_seconds(self) -> int:
@@ -92,6 +94,7 @@ class Settings:
                 base_delay=_positive_int(env, "WRITE_BACKOFF_BASE_MS", 50) / 1000,
                 max_delay=_positive_int(env, "WRITE_BACKOFF_MAX_MS", 2000) / 1000,
             ),
+            write_concurrency=_positive_int(env, "WRITE_CONCURRENCY", 8),
         )
 
 
