@@ -1,0 +1,55 @@
+"""Lambda entry point of the lake writer (handler ``functions.lake_writer.handler.lambda_handler``).
+
+Wiring only: Powertools Logger, Metrics (EMF) and Tracer, and the batch
+processor reporting failures. The logic is in :mod:`pipelines.lake` and
+:mod:`pipelines.archive`. pyarrow is not in the function's package: on AWS it
+comes from the AWS SDK for pandas managed layer. Clients are built on first
+use, never at import.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from pipelines.lake import LakeWriter, build_lake_writer, s3_filesystem
+from pipelines.lake_settings import LakeSettings
+from pipelines.projector import KinesisBatchProcessor
+from pipelines.quarantine import Quarantine
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+_S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
+
+
+@lru_cache(maxsize=4)
+def lake_writer_for(settings: LakeSettings) -> LakeWriter:
+    """The lake writer of ``settings``, with its clients; built once per configuration."""
+    s3 = boto3.session.Session().client("s3", endpoint_url=settings.endpoint_url, config=_S3_CONFIG)
+    quarantine = Quarantine(s3, settings.quarantine_bucket, settings.service_name)
+    filesystem = s3_filesystem(settings.region, settings.endpoint_url)
+    return build_lake_writer(settings, filesystem, quarantine, logger=logger, metrics=metrics)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    settings = LakeSettings.from_env()
+    metrics.namespace = settings.metrics_namespace
+    writer = lake_writer_for(settings)
+    return process_partial_response(
+        event=event,
+        record_handler=writer.write_records,
+        processor=KinesisBatchProcessor(),
+        context=context,
+    )

@@ -1,0 +1,239 @@
+"""The lake writer: a Lambda batch in, Parquet datasets (and archive files) out.
+
+Objects go to a local folder through pyarrow's local filesystem, the same code
+path as S3 (tests/integration/test_lake_writer.py runs it against the emulator).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.catalog import table_name
+from pipelines.codec import decode_event, encode_event
+from pipelines.errors import PoisonRecordError, TransientError
+from pipelines.lake import LakeTables, LakeWriter, ObjectStore
+from pipelines.records import UserRecord
+from pipelines.schemas import EVENT_TYPES
+from pipelines.simulator import simulate
+from tests.kinesis_events import SHARD_ID, aggregated_record, kinesis_record, plain_records
+
+LAKE, ARCHIVE = "lake", "archive"
+
+
+class KeptRecords:
+    """A quarantine that remembers what it was given."""
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[UserRecord, PoisonRecordError]] = []
+
+    def keep(self, record: UserRecord, error: PoisonRecordError) -> str:
+        self.kept.append((record, error))
+        return f"lake-writer/{record.sequence_number}-{record.sub_sequence_number}.avro"
+
+
+def sample_events(n: int = 120, seed: int = 7) -> list[dict[str, Any]]:
+    """Every event type, over three event dates."""
+    return simulate(n, seed).events
+
+
+def mixed_batch(events: list[dict[str, Any]], *, first: int = 1) -> list[dict[str, Any]]:
+    """Half the events one per Kinesis record, the rest in KPL aggregates of ten."""
+    half = len(events) // 2
+    records = plain_records(events[:half], first=first)
+    n = first + half
+    for start in range(half, len(events), 10):
+        records.append(aggregated_record(events[start : start + 10], n))
+        n += 1
+    return records
+
+
+def local_writer(root: Path, quarantine: Any = None) -> tuple[LakeWriter, KeptRecords]:
+    kept = quarantine or KeptRecords()
+    store = ObjectStore(pafs.LocalFileSystem(), concurrency=4)
+    writer = LakeWriter(
+        store, kept, lake_bucket=str(root / LAKE), archive_bucket=str(root / ARCHIVE)
+    )
+    return writer, kept
+
+
+def read_lake(root: Path, event_type: str) -> pa.Table:
+    path = str(root / LAKE / table_name(event_type))
+    return ds.dataset(path, format="parquet", partitioning="hive").to_table()
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_every_event_lands_once_with_typed_columns(tmp_path: Path) -> None:
+    events = sample_events()
+    writer, _ = local_writer(tmp_path)
+
+    result = writer.write(mixed_batch(events))
+
+    assert result.errors == [None] * len(result.errors)
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_type.setdefault(event["metadata"]["event_type"], []).append(event)
+    for event_type, expected in by_type.items():
+        table = read_lake(tmp_path, event_type)
+        ids = table.column("event_id").to_pylist()
+        assert Counter(ids) == Counter(e["metadata"]["event_id"] for e in expected)
+        assert table.schema.field("occurred_at").type == pa.timestamp("ms", tz="UTC")
+        rows = {row["event_id"]: row for row in table.to_pylist()}
+        for event in expected:
+            row = rows[event["metadata"]["event_id"]]
+            assert row["occurred_at"] == event["metadata"]["occurred_at"]
+            assert row["dt"] == event["metadata"]["occurred_at"].strftime("%Y-%m-%d")
+    transactions = read_lake(tmp_path, "TransactionRecorded")
+    assert transactions.schema.field("amount").type == pa.decimal128(18, 4)
+    amounts = dict(
+        zip(
+            transactions["transaction_id"].to_pylist(),
+            transactions["amount"].to_pylist(),
+            strict=True,
+        )
+    )
+    for event in by_type["TransactionRecorded"]:
+        assert amounts[event["transaction_id"]] == event["amount"]  # exact Decimal
+    metrics = read_lake(tmp_path, "MetricRecorded")
+    assert metrics.schema.field("tags").type == pa.map_(pa.string(), pa.string())
+    tags = {r["event_id"]: dict(r["tags"]) for r in metrics.to_pylist()}
+    assert all(tags[e["metadata"]["event_id"]] == e["tags"] for e in by_type["MetricRecorded"])
+    images = read_lake(tmp_path, "ImageLabeled")
+    assert pa.types.is_list(images.schema.field("labels").type)
+    assert pa.types.is_struct(images.schema.field("labels").type.value_type)
+    labels = {r["key"]: [x["name"] for x in r["labels"]] for r in images.to_pylist()}
+    assert all(
+        labels[e["key"]] == [x["name"] for x in e["labels"]] for e in by_type["ImageLabeled"]
+    )
+
+
+def test_object_keys_are_hive_partitions_named_by_shard_and_sequence_range(tmp_path: Path) -> None:
+    batch = mixed_batch(sample_events(60))
+    writer, _ = local_writer(tmp_path)
+
+    result = writer.write(batch)
+
+    first, last = batch[0]["kinesis"]["sequenceNumber"], batch[-1]["kinesis"]["sequenceNumber"]
+    stem = f"{SHARD_ID}-{first}-{last}"
+    lake_keys = sorted(k.split(f"{LAKE}/", 1)[1] for k in result.keys if f"/{LAKE}/" in k)
+    assert lake_keys
+    for key in lake_keys:
+        table, partition, name = key.split("/")
+        assert table in {table_name(t) for t in EVENT_TYPES}
+        assert partition.startswith("dt=") and len(partition) == len("dt=2026-11-01")
+        assert name == f"{stem}.parquet"
+
+
+def test_redelivered_batch_overwrites_its_own_objects(tmp_path: Path) -> None:
+    events = sample_events()
+    batch = mixed_batch(events)
+    writer, _ = local_writer(tmp_path)
+
+    first = writer.write(batch)
+    before = files_under(tmp_path)
+    again = writer.write(batch)
+
+    assert sorted(again.keys) == sorted(first.keys)
+    assert files_under(tmp_path) == before  # same keys, same bytes: nothing added
+    total = sum(
+        read_lake(tmp_path, t).num_rows for t in {e["metadata"]["event_type"] for e in events}
+    )
+    assert total == len(events)
+
+
+def test_an_event_delivered_twice_in_a_batch_is_written_once(tmp_path: Path) -> None:
+    events = sample_events(20)
+    batch = plain_records(events) + plain_records(events[:5], first=len(events) + 1)
+    writer, _ = local_writer(tmp_path)
+
+    result = writer.write(batch)
+
+    assert result.counts["EventsSkippedDuplicate"] == 5
+    ids = [
+        i
+        for t in {e["metadata"]["event_type"] for e in events}
+        for i in read_lake(tmp_path, t)["event_id"].to_pylist()
+    ]
+    assert sorted(ids) == sorted(e["metadata"]["event_id"] for e in events)
+
+
+def test_poison_records_are_quarantined_and_the_batch_goes_on(tmp_path: Path) -> None:
+    events = sample_events(20)
+    good = plain_records(events)
+    garbage = kinesis_record(b"not an event", "pk-poison", 50)
+    unknown = kinesis_record(b"\xc3\x01" + b"\x00" * 8 + b"body", "pk-unknown", 51)
+    broken = kinesis_record(encode_event(events[0])[:-3], "pk-truncated", 52)
+    writer, kept = local_writer(tmp_path)
+
+    result = writer.write([*good[:10], garbage, unknown, *good[10:], broken])
+
+    assert result.errors == [None] * (len(good) + 3)
+    assert sorted(r.partition_key for r, _ in kept.kept) == [
+        "pk-poison",
+        "pk-truncated",
+        "pk-unknown",
+    ]
+    assert {e.code for _, e in kept.kept} == {"corrupt_record", "unknown_schema"}
+    assert result.counts["EventsQuarantined"] == 3
+    written = sum(
+        read_lake(tmp_path, t).num_rows for t in {e["metadata"]["event_type"] for e in events}
+    )
+    assert written == len(events)
+
+
+class FailingQuarantine(KeptRecords):
+    def keep(self, record: UserRecord, error: PoisonRecordError) -> str:
+        raise TransientError("quarantine bucket unavailable")
+
+
+def test_a_failed_write_fails_every_record_so_the_whole_batch_is_redelivered(
+    tmp_path: Path,
+) -> None:
+    batch = [*plain_records(sample_events(10)), kinesis_record(b"junk", "pk", 40)]
+    writer, _ = local_writer(tmp_path, FailingQuarantine())
+
+    result = writer.write(batch)
+
+    assert all(isinstance(error, TransientError) for error in result.errors)
+    assert len(result.errors) == len(batch)
+    assert result.counts["RecordsFailed"] == len(batch)
+
+
+def test_event_date_partitions_follow_utc_event_time(tmp_path: Path) -> None:
+    event = sample_events(20)[0]
+    late = {
+        **event,
+        "metadata": {
+            **event["metadata"],
+            "occurred_at": datetime(2026, 11, 1, 23, 59, 59, 999000, tzinfo=UTC),
+        },
+    }
+    writer, _ = local_writer(tmp_path)
+
+    writer.write(plain_records([late]))
+
+    table = read_lake(tmp_path, late["metadata"]["event_type"])
+    assert table["dt"].to_pylist() == ["2026-11-01"]
+    assert table["occurred_at"].to_pylist() == [late["metadata"]["occurred_at"]]
+
+
+@pytest.mark.parametrize("compression", ["zstd", "snappy"])
+def test_parquet_is_compressed(tmp_path: Path, compression: str) -> None:
+    tables = LakeTables(compression=compression)
+    decoded = [decode_event(encode_event(e)) for e in sample_events(20)]
+    (first, *_) = tables.files(decoded, "stem")
+    meta = pq.ParquetFile(pa.BufferReader(first.data)).metadata
+    assert meta.row_group(0).column(0).compression.lower() == compression
