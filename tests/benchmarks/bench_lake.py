@@ -1,0 +1,107 @@
+"""Lake writer figures: decoded events to Parquet bytes in-process, S3 excluded.
+
+Targets (issue "Lake writer"):
+
+* rate: the lake writer (columns out of decoded Avro records, split by event
+  type and event date, one Parquet file each) at >= 30% of pyarrow alone writing
+  the same rows, already flattened, to one Parquet file per event type
+  (``Table.from_pylist`` + ``write_table``, the same schema and codec);
+* size: the lake's Parquet bytes <= 20% of the same events as JSON lines.
+
+Both at a 10,000-event batch (KPL-aggregated Lambda batches hold thousands),
+and the size also at 1,000-event batches, where per-file overhead shows.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.codec import Codec, DecodedEvent
+from pipelines.events import event_to_json
+from pipelines.lake import LakeTables
+from pipelines.simulator import simulate
+
+N_EVENTS = 10_000
+RATE_TARGET = 0.30
+SIZE_TARGET = 0.20
+
+
+def _best_of(runs: int, fn: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _flat_rows(events: list[DecodedEvent]) -> dict[str, list[dict[str, Any]]]:
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        row = {**event.record["metadata"], **event.record}
+        del row["metadata"]
+        by_type.setdefault(event.event_type, []).append(row)
+    return by_type
+
+
+def _pyarrow_alone(tables: LakeTables, rows: dict[str, list[dict[str, Any]]]) -> int:
+    size = 0
+    for event_type, type_rows in rows.items():
+        table = pa.Table.from_pylist(type_rows, schema=tables.schema(event_type))
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression=tables.compression)
+        size += sink.tell()
+    return size
+
+
+def _lake_bytes(tables: LakeTables, events: list[DecodedEvent], batch: int) -> int:
+    total = 0
+    for start in range(0, len(events), batch):
+        chunk = events[start : start + batch]
+        total += sum(len(f.data) for f in tables.files(chunk, f"batch-{start}"))
+    return total
+
+
+def main() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    codec = Codec()
+    events = [codec.decode(codec.encode(e)) for e in simulate(N_EVENTS, seed=11).events]
+    jsonl = sum(
+        len(json.dumps(event_to_json(e.record, e.event_type), separators=(",", ":"))) + 1
+        for e in events
+    )
+    for compression in ("zstd", "snappy"):
+        tables = LakeTables(compression=compression)
+        rows = _flat_rows(events)
+        lake_s = _best_of(5, partial(tables.files, events, "batch"))
+        alone_s = _best_of(5, partial(_pyarrow_alone, tables, rows))
+        lake_rate, alone_rate = len(events) / lake_s, len(events) / alone_s
+        ratio = lake_rate / alone_rate
+        print(
+            f"{compression}: lake writer {lake_rate:,.0f} events/s, pyarrow alone "
+            f"{alone_rate:,.0f} events/s: {ratio:.0%} (target >= {RATE_TARGET:.0%}) "
+            f"{'OK' if ratio >= RATE_TARGET else 'BELOW TARGET'}"
+        )
+        for batch in (N_EVENTS, 1_000):
+            size = _lake_bytes(tables, events, batch)
+            share = size / jsonl
+            print(
+                f"{compression}: {batch:,}-event batches: lake {size:,} bytes vs JSON lines "
+                f"{jsonl:,} bytes: {share:.1%} (target <= {SIZE_TARGET:.0%}) "
+                f"{'OK' if share <= SIZE_TARGET else 'ABOVE TARGET'}"
+            )
+
+
+if __name__ == "__main__":
+    main()
