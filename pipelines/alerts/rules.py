@@ -1,0 +1,276 @@
+"""The alert rules, as pure functions: no I/O, no clock.
+
+Metric anomalies (``alert_type = "metric_anomaly"``):
+
+* **static thresholds** of the seed article - ``cpu_usage`` 90, ``memory_usage`` 85,
+  ``disk_usage`` 90, ``response_time`` 5000 ms, ``error_rate`` 5 %. A value *above*
+  the threshold alerts; a value exactly at it does not. The rule is named after the metric.
+* **spike** (``metric_spike``) against the rolling baseline of the same source and
+  metric: the last :data:`BASELINE_WINDOW` samples before this one (by event time).
+  It alerts when the value is above ``SPIKE_FACTOR`` x the mean *and* above mean +
+  ``SPIKE_SIGMAS`` standard deviations, once the baseline holds at least
+  :data:`BASELINE_WARMUP` samples. A sample that already tripped its static threshold
+  does not also raise a spike (one anomaly alert per sample: the threshold is the
+  calibrated, more specific rule).
+
+Severity of a metric anomaly is the seed article's scale on the sample's value:
+``critical`` for cpu/memory/error_rate above 95, else ``high`` above 90, ``medium``
+above 80, ``low`` otherwise.
+
+Fraud (``alert_type = "fraud_alert"``, severity ``high`` as in the seed article):
+
+* ``fraud_amount``: amount above 10,000 (exactly 10,000 does not alert);
+* ``fraud_velocity``: more than 5 transactions by one user within 10 minutes;
+* ``fraud_card_testing``: 3 or more declined transactions by one user within 10 minutes.
+
+The window of a transaction at event time ``t`` is ``(t - 10 min, t]``, ties at the
+same millisecond ordered by event id. Velocity and card testing alert on the
+transaction that *takes* the user over the limit (the previous transaction's window
+was within it), so a burst raises one alert, not one per further transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+# Alert types (the ``alert_type`` message attribute) and the topic each goes to.
+METRIC_ANOMALY = "metric_anomaly"
+FRAUD_ALERT = "fraud_alert"
+
+# Severities, most severe first.
+CRITICAL, HIGH, MEDIUM, LOW = "critical", "high", "medium", "low"
+SEVERITIES = (CRITICAL, HIGH, MEDIUM, LOW)
+
+THRESHOLDS: Mapping[str, float] = {
+    "cpu_usage": 90.0,
+    "memory_usage": 85.0,
+    "disk_usage": 90.0,
+    "response_time": 5000.0,  # milliseconds
+    "error_rate": 5.0,  # percent
+}
+CRITICAL_METRICS = frozenset({"cpu_usage", "memory_usage", "error_rate"})
+
+METRIC_SPIKE = "metric_spike"
+SPIKE_FACTOR = 2.5
+SPIKE_SIGMAS = 5.0
+BASELINE_WINDOW = 20  # samples kept per source and metric
+BASELINE_WARMUP = 10  # samples needed before the spike rule speaks
+
+FRAUD_AMOUNT_RULE = "fraud_amount"
+FRAUD_VELOCITY = "fraud_velocity"
+FRAUD_CARD_TESTING = "fraud_card_testing"
+FRAUD_AMOUNT = Decimal(10_000)
+FRAUD_WINDOW_MS = 10 * 60_000
+VELOCITY_MAX_TRANSACTIONS = 5  # more than this many in the window alerts
+CARD_TESTING_DECLINES = 3  # this many declines in the window alerts
+DECLINED = "declined"
+
+RULES: tuple[str, ...] = (
+    *THRESHOLDS,
+    METRIC_SPIKE,
+    FRAUD_AMOUNT_RULE,
+    FRAUD_VELOCITY,
+    FRAUD_CARD_TESTING,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One rule tripped by one event."""
+
+    rule: str
+    alert_type: str
+    severity: str
+    event_id: str
+    subject: str  # the metric source, or the user id
+    occurred_at_ms: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def alert_id(self) -> str:
+        """The idempotency key: one alert per rule and event."""
+        return f"{self.rule}#{self.event_id}"
+
+
+class MetricSample(NamedTuple):
+    event_id: str
+    source: str
+    metric_name: str
+    value: float
+    occurred_at_ms: int
+
+    @property
+    def series(self) -> tuple[str, str]:
+        return (self.source, self.metric_name)
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (self.occurred_at_ms, self.event_id)
+
+
+class Transaction(NamedTuple):
+    event_id: str
+    user_id: str
+    transaction_id: str
+    amount: Decimal
+    currency: str
+    status: str
+    occurred_at_ms: int
+
+
+class TxEntry(NamedTuple):
+    """A transaction as the velocity window sees it."""
+
+    occurred_at_ms: int
+    event_id: str
+    declined: bool
+
+
+# --- metrics -------------------------------------------------------------------------
+
+
+def anomaly_severity(metric_name: str, value: float) -> str:
+    """The seed article's severity scale."""
+    if metric_name in CRITICAL_METRICS and value > 95:
+        return CRITICAL
+    if value > 90:
+        return HIGH
+    if value > 80:
+        return MEDIUM
+    return LOW
+
+
+def exceeds_threshold(metric_name: str, value: float) -> bool:
+    threshold = THRESHOLDS.get(metric_name)
+    return threshold is not None and value > threshold
+
+
+def is_spike(history: Sequence[float], value: float) -> bool:
+    """``value`` is a spike against the samples before it (oldest first)."""
+    window = history[-BASELINE_WINDOW:]
+    n = len(window)
+    if n < BASELINE_WARMUP:
+        return False
+    mean = sum(window) / n
+    variance = sum((x - mean) ** 2 for x in window) / n
+    return value > SPIKE_FACTOR * mean and value > mean + SPIKE_SIGMAS * math.sqrt(variance)
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """The latest samples of one source and metric, oldest first: ``(ms, event_id, value)``.
+
+    Merging is keyed by event id, so adding a sample twice does not move the baseline.
+    """
+
+    samples: tuple[tuple[int, str, float], ...] = ()
+
+    def values_before(self, order: tuple[int, str]) -> list[float]:
+        """The values of the samples strictly before ``order`` (event time, event id)."""
+        return [v for ms, eid, v in self.samples if (ms, eid) < order]
+
+    def merged(self, samples: Iterable[MetricSample]) -> Baseline:
+        """This baseline with ``samples`` added, keeping the latest :data:`BASELINE_WINDOW`."""
+        known = {eid for _, eid, _ in self.samples}
+        added = [
+            (s.occurred_at_ms, s.event_id, s.value) for s in samples if s.event_id not in known
+        ]
+        if not added:
+            return self
+        return Baseline(tuple(sorted([*self.samples, *added])[-BASELINE_WINDOW:]))
+
+    @property
+    def mean(self) -> float:
+        return sum(v for _, _, v in self.samples) / len(self.samples) if self.samples else 0.0
+
+    @property
+    def stddev(self) -> float:
+        if not self.samples:
+            return 0.0
+        mean = self.mean
+        return math.sqrt(sum((v - mean) ** 2 for _, _, v in self.samples) / len(self.samples))
+
+
+def metric_alerts(sample: MetricSample, history: Sequence[float]) -> list[Alert]:
+    """The anomaly alerts of one sample, given the values before it (oldest first)."""
+    name, value = sample.metric_name, sample.value
+    if exceeds_threshold(name, value):
+        rule, details = name, {"threshold": THRESHOLDS[name]}
+    elif is_spike(history, value):
+        window = history[-BASELINE_WINDOW:]
+        mean = sum(window) / len(window)
+        rule, details = METRIC_SPIKE, {"baseline_mean": round(mean, 6), "samples": len(window)}
+    else:
+        return []
+    return [
+        Alert(
+            rule,
+            METRIC_ANOMALY,
+            anomaly_severity(name, value),
+            sample.event_id,
+            sample.source,
+            sample.occurred_at_ms,
+            {"metric_name": name, "value": value, "source": sample.source, **details},
+        )
+    ]
+
+
+# --- transactions ----------------------------------------------------------------------
+
+
+def window_counts(entries: Sequence[TxEntry], window_ms: int = FRAUD_WINDOW_MS) -> list[int]:
+    """For each entry (sorted), how many entries fall in ``(t - window, t]`` up to itself."""
+    counts = []
+    start = 0
+    for i, entry in enumerate(entries):
+        while entries[start].occurred_at_ms <= entry.occurred_at_ms - window_ms:
+            start += 1
+        counts.append(i - start + 1)
+    return counts
+
+
+def crossings(entries: Sequence[TxEntry], limit: int, window_ms: int = FRAUD_WINDOW_MS) -> set[str]:
+    """Event ids of the entries whose window count goes above ``limit`` (from at most it)."""
+    counts = window_counts(entries, window_ms)
+    return {
+        entry.event_id
+        for i, entry in enumerate(entries)
+        if counts[i] > limit and (i == 0 or counts[i - 1] <= limit)
+    }
+
+
+def fraud_rules_by_event(history: Iterable[TxEntry]) -> dict[str, list[str]]:
+    """Velocity and card-testing rules per event id, over one user's transaction history."""
+    entries = sorted(set(history))
+    declines = [e for e in entries if e.declined]
+    found: dict[str, list[str]] = {}
+    for event_id in crossings(entries, VELOCITY_MAX_TRANSACTIONS):
+        found.setdefault(event_id, []).append(FRAUD_VELOCITY)
+    for event_id in crossings(declines, CARD_TESTING_DECLINES - 1):
+        found.setdefault(event_id, []).append(FRAUD_CARD_TESTING)
+    return found
+
+
+def transaction_alerts(tx: Transaction, window_rules: Sequence[str] = ()) -> list[Alert]:
+    """The fraud alerts of one transaction; ``window_rules`` from :func:`fraud_rules_by_event`."""
+    rules = [FRAUD_AMOUNT_RULE] if tx.amount > FRAUD_AMOUNT else []
+    rules.extend(window_rules)
+    details = {
+        "user_id": tx.user_id,
+        "transaction_id": tx.transaction_id,
+        "amount": str(tx.amount),
+        "currency": tx.currency,
+        "status": tx.status,
+    }
+    return [
+        Alert(rule, FRAUD_ALERT, HIGH, tx.event_id, tx.user_id, tx.occurred_at_ms, details)
+        for rule in rules
+    ]
+
+
+def tx_entry(tx: Transaction) -> TxEntry:
+    return TxEntry(tx.occurred_at_ms, tx.event_id, tx.status == DECLINED)

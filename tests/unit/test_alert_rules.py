@@ -1,0 +1,196 @@
+"""The alert rules at their edges, and on a simulated workload, without any I/O."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from pipelines import simulator
+from pipelines.alerts.rules import (
+    BASELINE_WARMUP,
+    BASELINE_WINDOW,
+    CRITICAL,
+    FRAUD_ALERT,
+    FRAUD_CARD_TESTING,
+    FRAUD_VELOCITY,
+    FRAUD_WINDOW_MS,
+    HIGH,
+    LOW,
+    MEDIUM,
+    METRIC_ANOMALY,
+    METRIC_SPIKE,
+    THRESHOLDS,
+    Baseline,
+    MetricSample,
+    Transaction,
+    TxEntry,
+    anomaly_severity,
+    fraud_rules_by_event,
+    is_spike,
+    metric_alerts,
+    transaction_alerts,
+)
+
+T0 = 1_793_000_000_000  # epoch ms
+
+
+def sample(name: str, value: float, n: int = 0, source: str = "web-01") -> MetricSample:
+    return MetricSample(f"m-{n:04d}", source, name, value, T0 + n * 60_000)
+
+
+def tx(amount: str, *, n: int = 0, status: str = "completed") -> Transaction:
+    return Transaction(f"t-{n:04d}", "user-1", f"txn-{n}", Decimal(amount), "USD", status, T0)
+
+
+def entries(offsets_ms: list[int], declined: bool = False) -> list[TxEntry]:
+    return [TxEntry(T0 + ms, f"e-{i:03d}", declined) for i, ms in enumerate(offsets_ms)]
+
+
+def test_the_seed_article_thresholds_are_the_simulators() -> None:
+    assert dict(THRESHOLDS) == simulator.THRESHOLDS
+
+
+@pytest.mark.parametrize("name", sorted(THRESHOLDS))
+def test_a_value_exactly_at_the_threshold_raises_nothing(name: str) -> None:
+    assert metric_alerts(sample(name, THRESHOLDS[name]), []) == []
+
+
+@pytest.mark.parametrize("name", sorted(THRESHOLDS))
+def test_a_value_just_above_the_threshold_raises_the_metrics_rule(name: str) -> None:
+    (alert,) = metric_alerts(sample(name, THRESHOLDS[name] + 0.001), [])
+    assert (alert.rule, alert.alert_type) == (name, METRIC_ANOMALY)
+    assert alert.alert_id == f"{name}#m-0000"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "severity"),
+    [
+        ("cpu_usage", 95.0, HIGH),
+        ("cpu_usage", 95.01, CRITICAL),
+        ("memory_usage", 90.0, MEDIUM),
+        ("memory_usage", 90.5, HIGH),
+        ("disk_usage", 99.0, HIGH),  # not among the seed's critical metrics
+        ("error_rate", 80.0, LOW),
+        ("error_rate", 96.0, CRITICAL),
+        ("response_time", 5200.0, HIGH),
+        ("anything", 80.01, MEDIUM),
+    ],
+)
+def test_severity_follows_the_seed_articles_scale(name: str, value: float, severity: str) -> None:
+    assert anomaly_severity(name, value) == severity
+
+
+def test_the_spike_rule_waits_for_the_warm_up() -> None:
+    assert not is_spike([10.0] * (BASELINE_WARMUP - 1), 1000.0)
+    assert is_spike([10.0] * BASELINE_WARMUP, 1000.0)
+
+
+def test_a_spike_must_clear_both_the_factor_and_the_sigmas() -> None:
+    flat = [10.0] * 20
+    assert not is_spike(flat, 25.0)  # exactly 2.5x the mean
+    assert is_spike(flat, 25.001)
+    noisy = [5.0, 15.0] * 10  # mean 10, sigma 5: mean + 5 sigma = 35
+    assert not is_spike(noisy, 35.0)
+    assert is_spike(noisy, 35.001)
+
+
+def test_the_baseline_keeps_the_latest_window_and_ignores_repeated_samples() -> None:
+    baseline = Baseline().merged(sample("cpu_usage", float(i), i) for i in range(30))
+    assert len(baseline.samples) == BASELINE_WINDOW
+    assert baseline.samples[0][2] == 10.0
+    again = baseline.merged([sample("cpu_usage", 29.0, 29)])
+    assert again is baseline
+    assert baseline.values_before((T0 + 12 * 60_000, "m-0012")) == [10.0, 11.0]
+
+
+def test_a_spike_below_the_threshold_is_a_metric_spike() -> None:
+    (alert,) = metric_alerts(sample("cpu_usage", 60.0), [10.0] * 12)
+    assert (alert.rule, alert.severity) == (METRIC_SPIKE, LOW)
+
+
+def test_an_over_threshold_sample_raises_the_threshold_rule_only() -> None:
+    alerts = metric_alerts(sample("cpu_usage", 97.0), [10.0] * 12)
+    assert [(a.rule, a.severity) for a in alerts] == [("cpu_usage", CRITICAL)]
+
+
+def test_an_amount_of_exactly_ten_thousand_raises_nothing() -> None:
+    assert transaction_alerts(tx("10000.00")) == []
+    (alert,) = transaction_alerts(tx("10000.01"))
+    assert (alert.rule, alert.alert_type, alert.severity) == ("fraud_amount", FRAUD_ALERT, HIGH)
+
+
+def test_five_transactions_in_ten_minutes_are_fine_the_sixth_alerts_once() -> None:
+    minute = 60_000
+    five = entries([i * minute for i in range(5)])
+    assert fraud_rules_by_event(five) == {}
+    eight = entries([i * minute for i in range(8)])
+    assert fraud_rules_by_event(eight) == {"e-005": [FRAUD_VELOCITY]}
+
+
+def test_the_velocity_window_excludes_a_transaction_exactly_ten_minutes_earlier() -> None:
+    # Six transactions, the first exactly one window before the last: only five count.
+    edge = entries([0, 1, 2, 3, 4, FRAUD_WINDOW_MS])
+    assert fraud_rules_by_event(edge) == {}
+    inside = entries([1, 2, 3, 4, 5, FRAUD_WINDOW_MS])
+    assert fraud_rules_by_event(inside) == {"e-005": [FRAUD_VELOCITY]}
+
+
+def test_velocity_counts_by_event_time_not_by_arrival() -> None:
+    minute = 60_000
+    late = entries([5 * minute, 0, minute, 2 * minute, 3 * minute, 4 * minute])
+    assert fraud_rules_by_event(late) == {"e-000": [FRAUD_VELOCITY]}  # the latest by event time
+
+
+def test_card_testing_needs_three_declines_within_the_window() -> None:
+    minute = 60_000
+    two = entries([0, minute], declined=True)
+    assert fraud_rules_by_event(two) == {}
+    spread = entries([0, 5 * minute, 10 * minute], declined=True)
+    assert fraud_rules_by_event(spread) == {}  # the first is exactly a window before the third
+    burst = entries([0, minute, 2 * minute, 3 * minute], declined=True)
+    assert fraud_rules_by_event(burst) == {"e-002": [FRAUD_CARD_TESTING]}
+    approved = [TxEntry(T0 + 30_000, "ok", False), *two]
+    assert fraud_rules_by_event(approved) == {}
+
+
+def test_rules_raise_exactly_the_simulators_injected_cases() -> None:
+    """Every injected case once, with its rule, and nothing on normal traffic."""
+    workload = simulator.simulate(3000, seed=1)
+    raised: dict[str, list[str]] = {rule: [] for rule in simulator.RULES}
+    baselines: dict[tuple[str, str], Baseline] = {}
+    histories: dict[str, list[TxEntry]] = {}
+    txs: list[Transaction] = []
+    for event in workload.events:
+        meta = event["metadata"]
+        ms = round(meta["occurred_at"].timestamp() * 1000)
+        if meta["event_type"] == "MetricRecorded":
+            s = MetricSample(
+                meta["event_id"], event["source"], event["metric_name"], event["value"], ms
+            )
+            baseline = baselines.get(s.series, Baseline())
+            for alert in metric_alerts(s, baseline.values_before(s.order)):
+                raised[alert.rule].append(alert.event_id)
+            baselines[s.series] = baseline.merged([s])
+        elif meta["event_type"] == "TransactionRecorded":
+            t = Transaction(
+                meta["event_id"],
+                event["user_id"],
+                event["transaction_id"],
+                event["amount"],
+                event["currency"],
+                event["status"],
+                ms,
+            )
+            txs.append(t)
+            histories.setdefault(t.user_id, []).append(
+                TxEntry(ms, t.event_id, t.status == "declined")
+            )
+    window_rules: dict[str, list[str]] = {}
+    for history in histories.values():
+        window_rules.update(fraud_rules_by_event(history))
+    for t in txs:
+        for alert in transaction_alerts(t, window_rules.get(t.event_id, ())):
+            raised[alert.rule].append(alert.event_id)
+    assert raised == workload.injected
+    assert all(workload.injected[rule] for rule in ("fraud_velocity", "fraud_card_testing"))
