@@ -3,6 +3,7 @@
 * :mod:`~pipelines.alerts.rules` - the rules (pure);
 * :mod:`~pipelines.alerts.state` - baselines and recent transactions in DynamoDB;
 * :mod:`~pipelines.alerts.publisher` - the alerts table and SNS, once per event and rule;
+* :mod:`~pipelines.alerts.planning` - a batch decoded for the rules, and evaluated (pure);
 * :mod:`~pipelines.alerts.alerter` - one Lambda batch, end to end;
 * :mod:`~pipelines.alerts.settings` - the configuration.
 """

@@ -3,14 +3,13 @@
 A Kinesis record (possibly a KPL aggregate) succeeds or fails as a whole. A batch
 goes through:
 
-1. **plan** (pure): deaggregate and decode; keep metric samples and transactions;
-   set poison records aside for the quarantine; skip replayed events
-   (``metadata.replay_id`` set: they raise nothing and touch no state) and events
-   seen earlier in the batch.
+1. **plan** (pure, :mod:`pipelines.alerts.planning`): decode; set poison records aside
+   for the quarantine; skip replayed events (``metadata.replay_id`` set: they raise
+   nothing and touch no state) and events seen earlier in the batch.
 2. **state**: write the batch's transactions to ``recent_transactions`` (idempotent
    puts), then read every user's window (one ``Query`` per user, concurrently) and
    every series' baseline (``BatchGetItem``).
-3. **evaluate** (pure): :mod:`pipelines.alerts.rules`.
+3. **evaluate** (pure): :mod:`pipelines.alerts.rules` over the plans.
 4. **publish**, record by record in batch order: :class:`AlertPublisher` (once per
    event and rule).
 5. **save baselines**, merged by event id with the samples of the records that
@@ -24,33 +23,27 @@ idempotent, so Lambda's re-delivery from the lowest failed record repairs it.
 from __future__ import annotations
 
 import logging
-from base64 import b64decode
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.aggregation import SubRecord, deaggregate
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from pipelines.alerts.planning import AlertPlan, BatchState, evaluate, plan_batch
 from pipelines.alerts.publisher import AlertPublisher, PublishOutcome
 from pipelines.alerts.rules import (
     FRAUD_WINDOW_MS,
-    Alert,
-    Baseline,
     MetricSample,
-    Transaction,
     TxEntry,
-    fraud_rules_by_event,
-    metric_alerts,
-    transaction_alerts,
 )
-from pipelines.alerts.state import BaselineStore, RecentTransactions, Series, StoredBaseline
-from pipelines.codec import Codec, DecodedEvent, default_codec
+from pipelines.alerts.state import BaselineStore, RecentTransactions, Series
+from pipelines.codec import Codec, default_codec
 from pipelines.dynamo import UnprocessedItemsError, WriteRejectedError
-from pipelines.errors import PoisonRecordError, TransientError
+from pipelines.errors import TransientError
 from pipelines.projector import KeyOrderError, MetricsSink
 from pipelines.quarantine import Quarantine
-from pipelines.records import UserRecord, decode_lambda_record, shard_id_of
 
 _log = logging.getLogger(__name__)
 
@@ -61,21 +54,6 @@ EVENTS_SKIPPED_REPLAY = "EventsSkippedReplay"
 EVENTS_QUARANTINED = "EventsQuarantined"
 RECORDS_FAILED = "RecordsFailed"
 RECORDS_BLOCKED = "RecordsBlockedByKeyOrder"
-
-
-@dataclass(slots=True)
-class AlertPlan:
-    """What one Kinesis record brings to the rules, and the alerts it raised."""
-
-    index: int
-    sequence_number: str
-    keys: frozenset[str]
-    samples: list[MetricSample] = field(default_factory=list)
-    transactions: list[Transaction] = field(default_factory=list)
-    poison: list[tuple[UserRecord, PoisonRecordError]] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
-    replayed: int = 0
-    error: BaseException | None = None
 
 
 @dataclass(slots=True)
@@ -104,14 +82,6 @@ class AlertCounts:
 class AlertBatchResult:
     errors: list[BaseException | None]
     counts: AlertCounts
-
-
-@dataclass(slots=True)
-class BatchState:
-    """What the rules read: baselines by series, transaction history by user."""
-
-    baselines: dict[Series, StoredBaseline] = field(default_factory=dict)
-    histories: dict[str, list[TxEntry]] = field(default_factory=dict)
 
 
 class Alerter:
@@ -145,6 +115,9 @@ class Alerter:
         if self.metrics is not None:
             for name, value in result.counts.as_metrics().items():
                 self.metrics.add_metric(name=name, unit="Count", value=value)
+            namespace = getattr(self.metrics, "namespace", None)
+            if namespace:  # a Powertools Metrics sink: also break alerts down by rule
+                _emit_by_rule(result.counts.raised, namespace)
         return result.errors
 
     def run(self, records: Sequence[Mapping[str, Any]]) -> AlertBatchResult:
@@ -311,102 +284,17 @@ class Alerter:
         return list(self._pool.map(fn, jobs))
 
 
-# --- pure steps -------------------------------------------------------------------------
-
-
-def plan_batch(records: Sequence[Mapping[str, Any]], codec: Codec) -> list[AlertPlan]:
-    """Deaggregate and decode every record, keeping what the rules read. No I/O."""
-    seen: set[str] = set()
-    return [_plan_record(i, record, codec, seen) for i, record in enumerate(records)]
-
-
-def evaluate(plans: Iterable[AlertPlan], state: BatchState) -> None:
-    """Run the rules over the plans (in batch order), filling each plan's ``alerts``."""
-    plans = list(plans)
-    window_rules: dict[str, list[str]] = {}
-    for history in state.histories.values():
-        window_rules.update(fraud_rules_by_event(history))
-    live: dict[Series, Baseline] = {s: b.baseline for s, b in state.baselines.items()}
-    for plan in plans:
-        alerts = plan.alerts
-        alerts.clear()
-        for sample in plan.samples:
-            baseline = live.get(sample.series, Baseline())
-            alerts.extend(metric_alerts(sample, baseline.values_before(sample.order)))
-            live[sample.series] = baseline.merged((sample,))
-        for tx in plan.transactions:
-            alerts.extend(transaction_alerts(tx, window_rules.get(tx.event_id, ())))
-
-
-def _plan_record(index: int, record: Mapping[str, Any], codec: Codec, seen: set[str]) -> AlertPlan:
-    kinesis = record.get("kinesis") or {}
-    sequence_number = str(kinesis.get("sequenceNumber", ""))
-    try:
-        subs = deaggregate(b64decode(kinesis["data"]), kinesis.get("partitionKey", ""))
-    except Exception:  # unreadable as a whole: one poison entry with the record's bytes
-        (delivered,) = decode_lambda_record(record, codec)
-        plan = AlertPlan(index, sequence_number, frozenset({delivered.record.partition_key}))
-        error = delivered.error or PoisonRecordError("unreadable record", delivered.record.data)
-        plan.poison.append((delivered.record, error))
-        return plan
-    plan = AlertPlan(index, sequence_number, frozenset(s.partition_key for s in subs))
-    for sub in subs:
-        try:
-            event = codec.decode(sub.data)
-        except PoisonRecordError as error:
-            plan.poison.append((_user_record(record, sub), error))
-            continue
-        metadata = event.record["metadata"]
-        event_id = str(metadata["event_id"])
-        if event_id in seen:
-            continue
-        seen.add(event_id)
-        if metadata.get("replay_id"):
-            plan.replayed += 1
-            continue
-        _add_event(plan, event, event_id)
-    return plan
-
-
-def _add_event(plan: AlertPlan, event: DecodedEvent, event_id: str) -> None:
-    body = event.record
-    if event.event_type == "MetricRecorded":
-        occurred = _epoch_ms(body["metadata"]["occurred_at"])
-        plan.samples.append(
-            MetricSample(event_id, body["source"], body["metric_name"], body["value"], occurred)
-        )
-    elif event.event_type == "TransactionRecorded":
-        occurred = _epoch_ms(body["metadata"]["occurred_at"])
-        plan.transactions.append(
-            Transaction(
-                event_id,
-                body["user_id"],
-                body["transaction_id"],
-                body["amount"],
-                body["currency"],
-                body["status"],
-                occurred,
-            )
-        )
-
-
-def _epoch_ms(moment: Any) -> int:
-    if isinstance(moment, int):
-        return moment
-    return round(moment.timestamp() * 1000)
-
-
-def _user_record(record: Mapping[str, Any], sub: SubRecord) -> UserRecord:
-    kinesis = record["kinesis"]
-    return UserRecord(
-        shard_id_of(record.get("eventID")),
-        str(kinesis["sequenceNumber"]),
-        sub.sub_sequence_number,
-        sub.partition_key,
-        sub.data,
-        kinesis.get("approximateArrivalTimestamp"),
-        sub.aggregated,
-    )
+def _emit_by_rule(raised: Counter[str], namespace: str) -> None:
+    """One EMF metric ``AlertsRaised`` per rule, with a ``Rule`` dimension."""
+    for rule, value in raised.items():
+        with single_metric(
+            name=ALERTS_RAISED,
+            unit=MetricUnit.Count,
+            value=value,
+            namespace=namespace,
+            default_dimensions={"Rule": rule},
+        ):
+            pass
 
 
 def _live(plans: list[AlertPlan]) -> list[AlertPlan]:

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 
-from pipelines.alerts.alerter import BatchState, evaluate, plan_batch
+from pipelines.alerts.planning import BatchState, evaluate, plan_batch
 from pipelines.alerts.rules import Baseline, tx_entry
 from pipelines.alerts.state import StoredBaseline
 from pipelines.codec import Codec

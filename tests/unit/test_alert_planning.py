@@ -6,7 +6,7 @@ import base64
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from pipelines.alerts.alerter import BatchState, evaluate, plan_batch
+from pipelines.alerts.planning import BatchState, evaluate, plan_batch
 from pipelines.codec import Codec
 from pipelines.events import new_event
 from tests.kinesis_events import aggregated_record, kinesis_record, plain_records
