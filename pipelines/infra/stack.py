@@ -28,6 +28,7 @@ from pipelines.infra.terraform import Terraform, TerraformError
 
 logger = logging.getLogger(__name__)
 
+
 def _project_root() -> Path:
     """The checkout holding ``terraform/``: this package's, else the working directory."""
     checkout = Path(__file__).resolve().parents[2]
