@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
-from pipelines.aggregation import SubRecord, deaggregate
+from pipelines.aggregation import deaggregate
 from pipelines.codec import Codec, default_codec
 from pipelines.dynamo import DynamoWriter, UnprocessedItemsError, UpdateOutcome, WriteRejectedError
 from pipelines.errors import InvalidEventError, PoisonRecordError, TransientError
 from pipelines.projections import ConditionalUpdate, FactPut, Projections
 from pipelines.quarantine import Quarantine
-from pipelines.records import UserRecord, decode_lambda_record, shard_id_of
+from pipelines.records import UserRecord, decode_lambda_record, user_record_of
 from pipelines.settings import Settings
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ class Projector:
             try:
                 event = decode(sub.data)
             except PoisonRecordError as error:
-                plan.poison.append((_user_record(record, sub), error, UNKNOWN_TYPE))
+                plan.poison.append((user_record_of(record, sub), error, UNKNOWN_TYPE))
                 continue
             event_id = str(event.record["metadata"]["event_id"])
             if event_id in seen:
@@ -232,7 +232,7 @@ class Projector:
                 write = write_for(event)
             except InvalidEventError as exc:
                 poison = InvalidEventError(exc.reason, sub.data)
-                plan.poison.append((_user_record(record, sub), poison, event.event_type))
+                plan.poison.append((user_record_of(record, sub), poison, event.event_type))
                 continue
             except Exception as exc:  # a projection bug must fail the record, not the batch
                 plan.error = exc
@@ -403,19 +403,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _user_record(record: Mapping[str, Any], sub: SubRecord) -> UserRecord:
-    kinesis = record["kinesis"]
-    return UserRecord(
-        shard_id_of(record.get("eventID")),
-        str(kinesis["sequenceNumber"]),
-        sub.sub_sequence_number,
-        sub.partition_key,
-        sub.data,
-        kinesis.get("approximateArrivalTimestamp"),
-        sub.aggregated,
-    )
 
 
 class KinesisBatchProcessor(BatchProcessor):

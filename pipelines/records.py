@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.aggregation import deaggregate
+from pipelines.aggregation import SubRecord, deaggregate
 from pipelines.codec import Codec, DecodedEvent, default_codec
 from pipelines.errors import CorruptRecordError, PoisonRecordError
 
@@ -70,6 +70,20 @@ def user_records(
         )
         for sub in deaggregate(data, partition_key)
     ]
+
+
+def user_record_of(record: Mapping[str, Any], sub: SubRecord) -> UserRecord:
+    """The user record ``sub`` of a Lambda Kinesis record, with its stream coordinates."""
+    kinesis = record["kinesis"]
+    return UserRecord(
+        shard_id_of(record.get("eventID")),
+        str(kinesis["sequenceNumber"]),
+        sub.sub_sequence_number,
+        sub.partition_key,
+        sub.data,
+        kinesis.get("approximateArrivalTimestamp"),
+        sub.aggregated,
+    )
 
 
 def lambda_user_records(record: Mapping[str, Any]) -> list[UserRecord]:

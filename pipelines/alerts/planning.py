@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.aggregation import SubRecord, deaggregate
+from pipelines.aggregation import deaggregate
 from pipelines.alerts.rules import (
     Alert,
     Baseline,
@@ -28,7 +28,7 @@ from pipelines.alerts.rules import (
 from pipelines.alerts.state import Series, StoredBaseline
 from pipelines.codec import Codec, DecodedEvent
 from pipelines.errors import PoisonRecordError
-from pipelines.records import UserRecord, decode_lambda_record, shard_id_of
+from pipelines.records import UserRecord, decode_lambda_record, user_record_of
 
 
 @dataclass(slots=True)
@@ -94,7 +94,7 @@ def _plan_record(index: int, record: Mapping[str, Any], codec: Codec, seen: set[
         try:
             event = codec.decode(sub.data)
         except PoisonRecordError as error:
-            plan.poison.append((_user_record(record, sub), error))
+            plan.poison.append((user_record_of(record, sub), error))
             continue
         metadata = event.record["metadata"]
         event_id = str(metadata["event_id"])
@@ -134,16 +134,3 @@ def _epoch_ms(moment: Any) -> int:
     if isinstance(moment, int):
         return moment
     return round(moment.timestamp() * 1000)
-
-
-def _user_record(record: Mapping[str, Any], sub: SubRecord) -> UserRecord:
-    kinesis = record["kinesis"]
-    return UserRecord(
-        shard_id_of(record.get("eventID")),
-        str(kinesis["sequenceNumber"]),
-        sub.sub_sequence_number,
-        sub.partition_key,
-        sub.data,
-        kinesis.get("approximateArrivalTimestamp"),
-        sub.aggregated,
-    )

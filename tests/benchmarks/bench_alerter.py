@@ -9,16 +9,12 @@ Also reported: decode + evaluate (the whole pure part of a batch).
 
 from __future__ import annotations
 
-import gc
-import os
-import time
-from collections.abc import Callable
-
 from pipelines.alerts.planning import BatchState, evaluate, plan_batch
 from pipelines.alerts.rules import Baseline, tx_entry
 from pipelines.alerts.state import StoredBaseline
 from pipelines.codec import Codec
 from pipelines.simulator import simulate
+from tests.benchmarks.timing import best_of, pin_one_core
 from tests.kinesis_events import aggregated_record
 
 N_EVENTS = 10_000
@@ -26,23 +22,8 @@ TARGET = 20_000
 _CHUNK = 500  # events per KPL aggregate
 
 
-def _pin_one_core() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-
-
-def _best_of(runs: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
-    _pin_one_core()
+    pin_one_core()
     codec = Codec()
     events = simulate(N_EVENTS, seed=1).events
     chunks = [events[i : i + _CHUNK] for i in range(0, len(events), _CHUNK)]
@@ -64,8 +45,8 @@ def main() -> None:
 
     samples = sum(len(p.samples) for p in plans)
     transactions = sum(len(p.transactions) for p in plans)
-    t_eval = _best_of(5, lambda: evaluate(plans, state))
-    t_plan = _best_of(5, lambda: plan_batch(records, codec))
+    t_eval = best_of(5, lambda: evaluate(plans, state))
+    t_plan = best_of(5, lambda: plan_batch(records, codec))
     alerts = sum(len(p.alerts) for p in plans)
 
     rate = N_EVENTS / t_eval

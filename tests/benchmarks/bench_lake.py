@@ -14,11 +14,7 @@ and the size also at 1,000-event batches, where per-file overhead shows.
 
 from __future__ import annotations
 
-import gc
 import json
-import os
-import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -29,20 +25,11 @@ from pipelines.codec import Codec, DecodedEvent
 from pipelines.events import event_to_json
 from pipelines.lake import LakeTables
 from pipelines.simulator import simulate
+from tests.benchmarks.timing import best_of, pin_one_core
 
 N_EVENTS = 10_000
 RATE_TARGET = 0.30
 SIZE_TARGET = 0.20
-
-
-def _best_of(runs: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _flat_rows(events: list[DecodedEvent]) -> dict[str, list[dict[str, Any]]]:
@@ -73,8 +60,7 @@ def _lake_bytes(tables: LakeTables, events: list[DecodedEvent], batch: int) -> i
 
 
 def main() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_one_core()
     codec = Codec()
     events = [codec.decode(codec.encode(e)) for e in simulate(N_EVENTS, seed=11).events]
     jsonl = sum(
@@ -84,8 +70,8 @@ def main() -> None:
     for compression in ("zstd", "snappy"):
         tables = LakeTables(compression=compression)
         rows = _flat_rows(events)
-        lake_s = _best_of(5, partial(tables.files, events, "batch"))
-        alone_s = _best_of(5, partial(_pyarrow_alone, tables, rows))
+        lake_s = best_of(5, partial(tables.files, events, "batch"))
+        alone_s = best_of(5, partial(_pyarrow_alone, tables, rows))
         lake_rate, alone_rate = len(events) / lake_s, len(events) / alone_s
         ratio = lake_rate / alone_rate
         print(

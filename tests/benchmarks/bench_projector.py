@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import gc
-import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,24 +20,11 @@ from pipelines.dynamo import MAX_BATCH_ITEMS
 from pipelines.projections import FactPut, Projections
 from pipelines.projector import Projector
 from pipelines.simulator import simulate
+from tests.benchmarks.timing import best_of, pin_one_core
 from tests.kinesis_events import TABLES, kinesis_record
 
 N_EVENTS = 10_000
 TARGET = 50_000
-
-
-def _pin_one_core() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-
-
-def _best_of(runs: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _paused(fn: Callable[[], object]) -> object:
@@ -74,7 +59,7 @@ def _planner() -> Projector:
 
 
 def main() -> None:
-    _pin_one_core()
+    pin_one_core()
     codec = Codec()
     events = simulate(N_EVENTS, seed=1).events
     aggregated = _aggregated_batch(codec, events)
@@ -89,8 +74,8 @@ def main() -> None:
     assert writes == N_EVENTS, writes
     facts = sum(len(p.facts) for p in plans)
 
-    t_plan = _best_of(5, lambda: projector.plan(aggregated))
-    t_plain = _best_of(5, lambda: projector.plan(plain))
+    t_plan = best_of(5, lambda: projector.plan(aggregated))
+    t_plain = best_of(5, lambda: projector.plan(plain))
 
     # where the time goes, stage by stage, on the same aggregated batch
     raw = [
@@ -99,16 +84,16 @@ def main() -> None:
     blobs = [sub.data for data, key in raw for sub in deaggregate(data, key)]
     decoded = [codec.decode(b) for b in blobs]
     projections = Projections(TABLES)
-    t_unpack = _best_of(
+    t_unpack = best_of(
         5,
         lambda: [
             deaggregate(base64.b64decode(r["kinesis"]["data"]), r["kinesis"]["partitionKey"])
             for r in aggregated
         ],
     )
-    t_decode = _best_of(5, lambda: _paused(lambda: [codec.decode(b) for b in blobs]))
-    t_build = _best_of(5, lambda: _paused(lambda: [projections.write_for(d) for d in decoded]))
-    t_event_ids = _best_of(5, lambda: [d.event_id for d in decoded])
+    t_decode = best_of(5, lambda: _paused(lambda: [codec.decode(b) for b in blobs]))
+    t_build = best_of(5, lambda: _paused(lambda: [projections.write_for(d) for d in decoded]))
+    t_event_ids = best_of(5, lambda: [d.event_id for d in decoded])
 
     rate = N_EVENTS / t_plan
     print(f"batch: {N_EVENTS:,} events in {len(aggregated)} aggregated Kinesis records")

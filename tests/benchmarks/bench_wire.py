@@ -8,34 +8,18 @@ JSON; deaggregate + decode >= 100,000 events/s on one core.
 from __future__ import annotations
 
 import json
-import os
-import time
-from collections.abc import Callable
 
 from pipelines.aggregation import MAX_AGGREGATE_BYTES, Aggregator, deaggregate
 from pipelines.codec import Codec
 from pipelines.events import event_to_json
 from pipelines.simulator import simulate
+from tests.benchmarks.timing import best_of, pin_one_core
 
 N_EVENTS = 100_000
 
 
-def _pin_one_core() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-
-
-def _best_of(runs: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
-    _pin_one_core()
+    pin_one_core()
     events = simulate(N_EVENTS, seed=1).events
     codec = Codec()
     keys = [e["metadata"]["aggregate_id"] for e in events]
@@ -56,9 +40,9 @@ def main() -> None:
     def encode_and_aggregate() -> list[tuple[bytes, int]]:
         return aggregate([codec.encode(e) for e in events])
 
-    t_encode = _best_of(3, lambda: [codec.encode(e) for e in events])
-    t_aggregate = _best_of(3, lambda: aggregate(encoded))
-    t_both = _best_of(3, encode_and_aggregate)
+    t_encode = best_of(3, lambda: [codec.encode(e) for e in events])
+    t_aggregate = best_of(3, lambda: aggregate(encoded))
+    t_both = best_of(3, encode_and_aggregate)
 
     aggregates = aggregate(encoded)
     full = aggregates[:-1] or aggregates
@@ -81,9 +65,9 @@ def main() -> None:
         return [sub for blob, _ in aggregates for sub in deaggregate(blob, "")]
 
     subs = deaggregate_all()
-    t_deagg = _best_of(3, deaggregate_all)
-    t_decode = _best_of(3, lambda: [codec.decode(s.data) for s in subs])
-    t_read = _best_of(
+    t_deagg = best_of(3, deaggregate_all)
+    t_decode = best_of(3, lambda: [codec.decode(s.data) for s in subs])
+    t_read = best_of(
         3, lambda: [codec.decode(s.data) for blob, _ in aggregates for s in deaggregate(blob, "")]
     )
 
