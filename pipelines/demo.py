@@ -59,6 +59,7 @@ class DemoReport:
     stale_skipped: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     dead_lettered: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, dict[str, int]] = field(default_factory=dict)
     runtime: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     kept: bool = False
@@ -85,6 +86,7 @@ class DemoReport:
             "stale_skipped": self.stale_skipped,
             "quarantined": self.quarantined,
             "dead_lettered": self.dead_lettered,
+            "alerts": self.alerts,
             "runtime": self.runtime,
             "events_per_second": self.events_per_second,
             "seconds": self.seconds,
@@ -161,6 +163,31 @@ def _summarise_consumers(runtime: LocalRuntime, report: DemoReport, endpoint_url
     report.dead_lettered = dict(sorted(dead.items()))
 
 
+def _score_alerts(
+    dynamodb: Any, table: str, injected: dict[str, list[str]]
+) -> dict[str, dict[str, int]]:
+    """Alerts raised, by rule, against the cases the simulator injected."""
+    raised: dict[str, set[str]] = {}
+    for page in dynamodb.get_paginator("scan").paginate(
+        TableName=table,
+        ProjectionExpression="#r, event_id",
+        ExpressionAttributeNames={"#r": "rule"},
+    ):
+        for item in page["Items"]:
+            raised.setdefault(item["rule"]["S"], set()).add(item["event_id"]["S"])
+    scores = {}
+    for rule in sorted(set(injected) | set(raised)):
+        expected = set(injected.get(rule, []))
+        got = raised.get(rule, set())
+        scores[rule] = {
+            "injected": len(expected),
+            "caught": len(expected & got),
+            "missed": len(expected - got),
+            "extra": len(got - expected),
+        }
+    return scores
+
+
 def run_demo(
     events: int = 5_000,
     seed: int = 1,
@@ -178,7 +205,8 @@ def run_demo(
     stream = str(up.outputs["stream_name"])
     report = DemoReport(workspace, up.endpoint_url, stream, events, seed, seconds=seconds)
     try:
-        workload = simulate(events, seed).events
+        simulated = simulate(events, seed)
+        workload = simulated.events
         report.produced = dict(
             sorted(Counter(e["metadata"]["event_type"] for e in workload).items())
         )
@@ -207,6 +235,11 @@ def run_demo(
             )
         report.runtime = result.to_dict()
         _summarise_consumers(runtime, report, up.endpoint_url)
+        report.alerts = _score_alerts(
+            _client("dynamodb", up.endpoint_url),
+            str(up.outputs["table_names"]["alerts"]),
+            simulated.injected,
+        )
     finally:
         if keep:
             report.kept = True

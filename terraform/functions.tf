@@ -62,3 +62,51 @@ module "projector" {
     }
   }
 }
+
+locals {
+  alerter_tables = ["alerts", "metric_baselines", "recent_transactions"]
+}
+
+module "alerter" {
+  source = "./modules/functions"
+
+  name_prefix        = local.name
+  name               = "alerter"
+  handler            = "functions.alerter.handler.lambda_handler"
+  runtime            = "python3.11"
+  package            = local.lambda_package
+  kms_key_arn        = aws_kms_key.this.arn
+  log_retention_days = var.log_retention_days
+  alarm_topic_arn    = module.alerts.topic_arns["operations"]
+
+  environment = {
+    ALERTS_TABLE                 = module.projections.table_names["alerts"]
+    METRIC_BASELINES_TABLE       = module.projections.table_names["metric_baselines"]
+    RECENT_TRANSACTIONS_TABLE    = module.projections.table_names["recent_transactions"]
+    ANOMALY_TOPIC_ARN            = module.alerts.topic_arns["anomaly_alerts"]
+    FRAUD_TOPIC_ARN              = module.alerts.topic_arns["fraud_alerts"]
+    QUARANTINE_BUCKET            = module.storage.bucket_ids["quarantine"]
+    TTL_ATTRIBUTE                = module.projections.ttl_attribute
+    POWERTOOLS_SERVICE_NAME      = "alerter"
+    POWERTOOLS_METRICS_NAMESPACE = "Pipelines"
+  }
+
+  permissions = {
+    dynamodb_read  = [for table in local.alerter_tables : module.projections.table_arns[table]]
+    dynamodb_write = [for table in local.alerter_tables : module.projections.table_arns[table]]
+    sns_publish    = [module.alerts.topic_arns["anomaly_alerts"], module.alerts.topic_arns["fraud_alerts"]]
+    s3_write       = ["${module.storage.bucket_arns["quarantine"]}/alerter/*"]
+  }
+
+  kinesis_event_sources = {
+    events = {
+      stream_arn                         = module.stream.stream_arn
+      starting_position                  = "TRIM_HORIZON"
+      batch_size                         = 100
+      maximum_batching_window_in_seconds = 1
+      bisect_batch_on_function_error     = true
+      maximum_retry_attempts             = 10
+      maximum_record_age_in_seconds      = 604800
+    }
+  }
+}

@@ -80,6 +80,15 @@ def _print_tables(report: DemoReport) -> None:
         table.add_row(event_type, *(f"{c.get(event_type, 0):,}" for c in columns.values()))
     table.add_row("total", *(f"{sum(c.values()):,}" for c in columns.values()))
     console.print(table)
+    if report.alerts:
+        alerts = Table(title="alerts by rule, against the injected cases")
+        for name in ("rule", "injected", "caught", "missed", "extra"):
+            alerts.add_column(name, justify="left" if name == "rule" else "right")
+        for rule, score in report.alerts.items():
+            alerts.add_row(
+                rule, *(f"{score[k]:,}" for k in ("injected", "caught", "missed", "extra"))
+            )
+        console.print(alerts)
     shards = ", ".join(f"{s}: {n:,}" for s, n in sorted(report.shards.items()))
     console.print(
         f"stream {report.stream_name}: {report.kinesis_records} Kinesis records; {shards}"

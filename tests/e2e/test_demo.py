@@ -46,6 +46,11 @@ def test_demo_accounts_for_every_event_and_tears_down(tmp_path: Path) -> None:
         )
         assert accounted == produced, event_type
     assert report["dead_lettered"] == {}
+    # Every anomaly and fraud case the simulator injected raised exactly its alert.
+    assert report["alerts"], "no alert rules were scored"
+    for rule, score in report["alerts"].items():
+        assert score["caught"] == score["injected"], rule
+        assert score["missed"] == 0 and score["extra"] == 0, (rule, score)
     assert report["runtime"]["drained"]
     assert report["events_per_second"] > 0
     assert not report["kept"]
