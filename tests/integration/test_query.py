@@ -1,0 +1,238 @@
+"""`pipeline query` against the embedded emulator: a lake written by pipelines.lake, read back."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.request import Request, urlopen
+
+import pytest
+
+from pipelines import cli
+from pipelines.catalog import table_name
+from pipelines.codec import DecodedEvent, decode_event, encode_event
+from pipelines.lake import LakeTables, s3_filesystem
+from pipelines.query import AthenaEngine, LocalEngine, QueryError, named_query
+from pipelines.simulator import simulate
+
+pytestmark = pytest.mark.integration
+
+WORKSPACE = "qtest"
+BATCH = 500
+
+
+def decoded(events: list[dict[str, Any]]) -> list[DecodedEvent]:
+    return [decode_event(encode_event(event)) for event in events]
+
+
+def write_lake(s3: Any, bucket: str, events: list[DecodedEvent]) -> int:
+    """Write the events as the lake writer would, one batch of BATCH events at a time."""
+    tables = LakeTables()
+    objects = 0
+    for start in range(0, len(events), BATCH):
+        stem = f"shardId-000000000000-{start:08d}-{start + BATCH - 1:08d}"
+        for lake_file in tables.files(events[start : start + BATCH], stem):
+            s3.put_object(Bucket=bucket, Key=lake_file.key, Body=lake_file.data)
+            objects += 1
+    return objects
+
+
+@pytest.fixture(scope="module")
+def today() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def events(today: datetime) -> list[DecodedEvent]:
+    # Three days of events starting eight days ago: the last seven days cut through them.
+    return decoded(simulate(2000, seed=1, start=today - timedelta(days=8)).events)
+
+
+@pytest.fixture
+def lake(
+    aws_env: dict[str, str], aws_client: Callable[[str], Any], events: list[DecodedEvent]
+) -> Iterator[str]:
+    s3 = aws_client("s3")
+    account = aws_client("sts").get_caller_identity()["Account"]
+    bucket = f"pipelines-{WORKSPACE}-lake-{account}"
+    s3.create_bucket(Bucket=bucket)
+    assert write_lake(s3, bucket, events) > 6
+    yield bucket
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
+    s3.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def engine(lake: str, aws_env: dict[str, str]) -> LocalEngine:
+    return LocalEngine(lake, s3_filesystem(aws_env["AWS_REGION"], aws_env["AWS_ENDPOINT_URL"]))
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["TransactionRecorded", "MetricRecorded", "UserActivityRecorded", "ImageLabeled"],
+)
+def test_each_event_type_is_a_table_holding_what_was_written(engine, events, event_type):
+    written = [e for e in events if e.event_type == event_type]
+    result = engine.execute(
+        f"SELECT count(*), count(DISTINCT event_id) FROM {table_name(event_type)}"
+    )
+    assert result.rows == [(len(written), len({e.metadata["event_id"] for e in written}))]
+
+
+def test_dt_is_a_string_partition_of_the_utc_event_date(engine, events):
+    result = engine.execute(
+        "SELECT dt, typeof(dt) AS type, count(*) AS n FROM transaction_recorded "
+        "GROUP BY dt ORDER BY dt"
+    )
+    by_day: dict[str, int] = defaultdict(int)
+    for event in events:
+        if event.event_type == "TransactionRecorded":
+            by_day[event.metadata["occurred_at"].astimezone(UTC).date().isoformat()] += 1
+    assert result.rows == [(day, "VARCHAR", n) for day, n in sorted(by_day.items())]
+    assert engine.execute(
+        "SELECT count(*) FROM transaction_recorded WHERE dt = '" + min(by_day) + "'"
+    ).rows == [(by_day[min(by_day)],)]
+
+
+def test_sums_of_decimal_amounts_are_exact(engine, events):
+    result = engine.execute(
+        "SELECT sum(amount) FROM pipelines_qtest.transaction_recorded WHERE status = 'completed'"
+    )
+    expected = sum(
+        e.record["amount"]
+        for e in events
+        if e.event_type == "TransactionRecorded" and e.record["status"] == "completed"
+    )
+    assert result.rows == [(expected,)]
+
+
+def independent_daily_analytics(events: list[DecodedEvent], today: datetime) -> list[tuple]:
+    """Events, distinct users and mean session seconds per UTC day of the last seven days."""
+    cutoff = (today - timedelta(days=7)).date().isoformat()
+    days: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        if event.event_type != "UserActivityRecorded":
+            continue
+        day = event.metadata["occurred_at"].astimezone(UTC).date().isoformat()
+        if day >= cutoff:
+            days[day].append(event.record)
+    rows = []
+    for day in sorted(days, reverse=True):
+        records = days[day]
+        durations = [
+            r["session_duration_ms"] for r in records if r["session_duration_ms"] is not None
+        ]
+        mean = sum(durations) / len(durations) / 1000.0 if durations else None
+        rows.append((day, len(records), len({r["user_id"] for r in records}), mean))
+    return rows
+
+
+def test_daily_analytics_matches_an_independent_computation(engine, events, today):
+    result = engine.execute(named_query("daily_analytics"))
+    expected = independent_daily_analytics(events, today)
+    assert result.columns == (
+        "date",
+        "total_events",
+        "unique_users",
+        "avg_session_duration_seconds",
+    )
+    assert len(expected) >= 2  # the window cuts through the three simulated days
+    assert [row[:3] for row in result.rows] == [row[:3] for row in expected]
+    assert [row[3] for row in result.rows] == pytest.approx([row[3] for row in expected])
+
+
+def test_unknown_table_is_a_query_error(engine):
+    with pytest.raises(QueryError, match="no_such_table"):
+        engine.execute("SELECT * FROM no_such_table")
+
+
+def run_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    if "pipelines.commands.query" not in cli._COMMAND_MODULES:
+        monkeypatch.setattr(
+            cli, "_COMMAND_MODULES", (*cli._COMMAND_MODULES, "pipelines.commands.query")
+        )
+    return cli.main(argv)
+
+
+@pytest.fixture
+def cli_args(lake: str, aws_env: dict[str, str], tmp_path, monkeypatch) -> list[str]:
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "state"))
+    return ["--workspace", WORKSPACE, "--endpoint", aws_env["AWS_ENDPOINT_URL"]]
+
+
+SQL = "SELECT dt, count(*) AS n FROM metric_recorded GROUP BY dt ORDER BY dt"
+
+
+def test_cli_prints_a_table_csv_and_json(cli_args, engine, monkeypatch, capsys):
+    expected = engine.execute(SQL).rows
+
+    assert run_cli(["query", SQL, *cli_args], monkeypatch) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["dt", "|", "n"]
+    assert table[-1] == f"({len(expected)} rows)"
+
+    assert run_cli(["query", SQL, "--format", "csv", *cli_args], monkeypatch) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["dt,n", *(f"{dt},{n}" for dt, n in expected)]
+
+    assert run_cli(["query", SQL, "--format", "json", *cli_args], monkeypatch) == 0
+    assert json.loads(capsys.readouterr().out) == [{"dt": dt, "n": n} for dt, n in expected]
+
+
+def test_cli_runs_the_named_daily_analytics(cli_args, events, today, monkeypatch, capsys):
+    argv = ["query", "--named", "daily_analytics", "--format", "json", *cli_args]
+    assert run_cli(argv, monkeypatch) == 0
+    records = json.loads(capsys.readouterr().out)
+    expected = independent_daily_analytics(events, today)
+    assert [(r["date"], r["total_events"], r["unique_users"]) for r in records] == [
+        row[:3] for row in expected
+    ]
+
+
+def test_cli_reports_malformed_sql_without_a_traceback(cli_args, monkeypatch, capsys):
+    assert run_cli(["query", "SELEC count(*) FROM metric_recorded", *cli_args], monkeypatch) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("pipeline query: invalid SQL")
+    assert "Traceback" not in captured.err
+
+
+def test_athena_engine_pages_results_and_drops_the_header_row(
+    emulator, aws_env: dict[str, str], aws_client: Callable[[str], Any]
+):
+    athena = aws_client("athena")
+    athena.create_work_group(Name=f"pipelines-{WORKSPACE}")
+    column_info = [
+        {"Name": "dt", "Type": "varchar"},
+        {"Name": "n", "Type": "bigint"},
+        {"Name": "amount", "Type": "decimal"},
+    ]
+    rows = [["dt", "n", "amount"], *([f"2026-11-{d:02d}", str(d), "1.50"] for d in range(1, 3))]
+    body = {
+        "account_id": aws_client("sts").get_caller_identity()["Account"],
+        "region": aws_env["AWS_REGION"],
+        "results": [
+            {
+                "rows": [{"Data": [{"VarCharValue": v} for v in row]} for row in rows],
+                "column_info": column_info,
+            }
+        ],
+    }
+    request = Request(
+        f"{emulator.endpoint_url}/moto-api/static/athena/query-results",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urlopen(request, timeout=10) as response:
+        assert response.status == 201
+    engine = AthenaEngine(f"pipelines-{WORKSPACE}", f"pipelines_{WORKSPACE}", athena)
+    result = engine.execute("SELECT dt, count(*) AS n, sum(amount) FROM transaction_recorded")
+    assert result.columns == ("dt", "n", "amount")
+    assert result.rows == [("2026-11-01", 1, Decimal("1.50")), ("2026-11-02", 2, Decimal("1.50"))]
