@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "pipelines.commands.infra",
     "pipelines.commands.simulate",
     "pipelines.commands.run",
+    "pipelines.commands.query",
     "pipelines.commands.package",
     "pipelines.commands.demo",
 )

@@ -10,16 +10,19 @@ torn down unless asked to keep it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 
 from pipelines.codec import default_codec
+from pipelines.commands.query import emulator_filesystem
 from pipelines.deadletters import batch_events, failed_batches
 from pipelines.emulator import emulator_env
 from pipelines.errors import PoisonRecordError
@@ -32,6 +35,7 @@ from pipelines.projector import (
     EVENTS_SKIPPED_STALE,
     UNKNOWN_TYPE,
 )
+from pipelines.query import LocalEngine, format_result, named_query
 from pipelines.records import user_records
 from pipelines.runtime.runner import LocalRuntime
 from pipelines.runtime.workspace import workspace_runtime
@@ -40,6 +44,7 @@ from pipelines.simulator import simulate
 # Progress callback: (step, done, total); total None for a step without a count.
 Progress = Callable[[str, int, int | None], None]
 CHUNK = 10_000
+SIMULATED_DAYS = 3  # the simulator spreads event time over three days
 CONSUME_TIMEOUT_SECONDS = 1_800
 
 
@@ -60,6 +65,9 @@ class DemoReport:
     quarantined: dict[str, int] = field(default_factory=dict)
     dead_lettered: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, dict[str, int]] = field(default_factory=dict)
+    lake: dict[str, Any] = field(default_factory=dict)
+    daily_analytics: list[dict[str, Any]] = field(default_factory=list)
+    archive: dict[str, Any] = field(default_factory=dict)
     runtime: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     kept: bool = False
@@ -87,6 +95,9 @@ class DemoReport:
             "quarantined": self.quarantined,
             "dead_lettered": self.dead_lettered,
             "alerts": self.alerts,
+            "lake": self.lake,
+            "daily_analytics": self.daily_analytics,
+            "archive": self.archive,
             "runtime": self.runtime,
             "events_per_second": self.events_per_second,
             "seconds": self.seconds,
@@ -163,6 +174,22 @@ def _summarise_consumers(runtime: LocalRuntime, report: DemoReport, endpoint_url
     report.dead_lettered = dict(sorted(dead.items()))
 
 
+def _objects_summary(s3: Any, bucket: str) -> dict[str, Any]:
+    """Objects, bytes and partitions (``<dataset>/<key>=<value>/...`` folders) in a bucket."""
+    objects = 0
+    size = 0
+    partitions: set[str] = set()
+    datasets: dict[str, int] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            objects += 1
+            size += int(item["Size"])
+            parts = item["Key"].split("/")
+            partitions.add("/".join(parts[:-1]))
+            datasets[parts[0]] = datasets.get(parts[0], 0) + 1
+    return {"objects": objects, "bytes": size, "partitions": len(partitions), "datasets": datasets}
+
+
 def _score_alerts(
     dynamodb: Any, table: str, injected: dict[str, list[str]]
 ) -> dict[str, dict[str, int]]:
@@ -205,7 +232,9 @@ def run_demo(
     stream = str(up.outputs["stream_name"])
     report = DemoReport(workspace, up.endpoint_url, stream, events, seed, seconds=seconds)
     try:
-        simulated = simulate(events, seed)
+        # Event time ends today, so the daily analytics' seven-day window sees it.
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        simulated = simulate(events, seed, start=today - timedelta(days=SIMULATED_DAYS - 1))
         workload = simulated.events
         report.produced = dict(
             sorted(Counter(e["metadata"]["event_type"] for e in workload).items())
@@ -235,6 +264,16 @@ def run_demo(
             )
         report.runtime = result.to_dict()
         _summarise_consumers(runtime, report, up.endpoint_url)
+        s3 = _client("s3", up.endpoint_url)
+        buckets = up.outputs["bucket_names"]
+        report.lake = _objects_summary(s3, str(buckets["lake"]))
+        report.archive = _objects_summary(s3, str(buckets["archive"]))
+        engine = LocalEngine(
+            str(buckets["lake"]),
+            emulator_filesystem(up.endpoint_url, emulator_env(up.endpoint_url)),
+        )
+        analytics = engine.execute(named_query("daily_analytics"))
+        report.daily_analytics = json.loads(format_result(analytics, "json"))
         report.alerts = _score_alerts(
             _client("dynamodb", up.endpoint_url),
             str(up.outputs["table_names"]["alerts"]),

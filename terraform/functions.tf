@@ -110,3 +110,51 @@ module "alerter" {
     }
   }
 }
+
+module "lake_writer" {
+  source = "./modules/functions"
+
+  name_prefix        = local.name
+  name               = "lake-writer"
+  handler            = "functions.lake_writer.handler.lambda_handler"
+  runtime            = "python3.11"
+  package            = local.lambda_package
+  layers             = var.lake_writer_layers
+  memory_size        = 1024
+  timeout            = 120
+  kms_key_arn        = aws_kms_key.this.arn
+  log_retention_days = var.log_retention_days
+  alarm_topic_arn    = module.alerts.topic_arns["operations"]
+
+  environment = {
+    LAKE_BUCKET                  = module.storage.bucket_ids["lake"]
+    ARCHIVE_BUCKET               = module.storage.bucket_ids["archive"]
+    ARCHIVE_PREFIX               = "events"
+    QUARANTINE_BUCKET            = module.storage.bucket_ids["quarantine"]
+    LAKE_COMPRESSION             = "zstd"
+    POWERTOOLS_SERVICE_NAME      = "lake-writer"
+    POWERTOOLS_METRICS_NAMESPACE = "Pipelines"
+  }
+
+  permissions = {
+    s3_write = [
+      "${module.storage.bucket_arns["lake"]}/*",
+      "${module.storage.bucket_arns["archive"]}/events/*",
+      "${module.storage.bucket_arns["quarantine"]}/lake-writer/*",
+    ]
+  }
+
+  kinesis_event_sources = {
+    events = {
+      stream_arn                         = module.stream.stream_arn
+      starting_position                  = "TRIM_HORIZON"
+      batch_size                         = 1000
+      maximum_batching_window_in_seconds = 10
+      # Object keys come from the batch's sequence range: a retry must see the same range,
+      # so a failed batch is retried whole, never split.
+      bisect_batch_on_function_error = false
+      maximum_retry_attempts         = 10
+      maximum_record_age_in_seconds  = 604800
+    }
+  }
+}

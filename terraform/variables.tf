@@ -149,3 +149,20 @@ variable "fact_ttl_days" {
     error_message = "fact_ttl_days must be at least 1."
   }
 }
+
+variable "emulated" {
+  description = "True when applied to a local endpoint (the embedded emulator or LocalStack). Set only by the override file `pipeline up` generates, never in tfvars."
+  type        = bool
+  default     = false
+}
+
+variable "lake_writer_layers" {
+  description = "Layer version ARNs that give the lake writer pyarrow on AWS: the AWS SDK for pandas layer for Python 3.11 of your region (AWSSDKPandas-Python311). Not needed on a local endpoint, where the local runtime uses the project's own environment."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.emulated || length(var.lake_writer_layers) > 0
+    error_message = "Set lake_writer_layers to the AWS SDK for pandas layer ARN of your region (arn:aws:lambda:<region>:336392948345:layer:AWSSDKPandas-Python311:<version>); the lake writer needs pyarrow."
+  }
+}

@@ -89,6 +89,19 @@ def _print_tables(report: DemoReport) -> None:
                 rule, *(f"{score[k]:,}" for k in ("injected", "caught", "missed", "extra"))
             )
         console.print(alerts)
+    for name, summary in (("lake", report.lake), ("archive", report.archive)):
+        if summary:
+            console.print(
+                f"{name}: {summary['objects']:,} objects, {summary['partitions']:,} partitions, "
+                f"{summary['bytes']:,} bytes"
+            )
+    if report.daily_analytics:
+        daily = Table(title="daily analytics (the named Athena query, run locally)")
+        for column in report.daily_analytics[0]:
+            daily.add_column(column, justify="right")
+        for row in report.daily_analytics:
+            daily.add_row(*(str(v) for v in row.values()))
+        console.print(daily)
     shards = ", ".join(f"{s}: {n:,}" for s, n in sorted(report.shards.items()))
     console.print(
         f"stream {report.stream_name}: {report.kinesis_records} Kinesis records; {shards}"

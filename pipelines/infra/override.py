@@ -45,6 +45,11 @@ def render_override(state_dir: Path, max_retries: int = 3) -> str:
         "  # An API the emulator lacks fails fast instead of retrying for minutes.\n"
         f"  max_retries                 = {max_retries}\n"
         "}\n"
+        "\n"
+        "# Tells the root module it is not on AWS (no AWS-managed Lambda layers here).\n"
+        'variable "emulated" {\n'
+        "  default = true\n"
+        "}\n"
     )
 
 

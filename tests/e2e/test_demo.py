@@ -52,6 +52,13 @@ def test_demo_accounts_for_every_event_and_tears_down(tmp_path: Path) -> None:
         assert score["caught"] == score["injected"], rule
         assert score["missed"] == 0 and score["extra"] == 0, (rule, score)
     assert report["runtime"]["drained"]
+    # The lake has a dataset per event type; the archive has the raw events.
+    assert len(report["lake"]["datasets"]) == 6
+    assert report["archive"]["objects"] > 0
+    # The named daily analytics query, run locally, counts every activity event once.
+    daily = report["daily_analytics"]
+    assert daily, "the daily analytics query returned nothing"
+    assert sum(row["total_events"] for row in daily) == report["produced"]["UserActivityRecorded"]
     assert report["events_per_second"] > 0
     assert not report["kept"]
     # Torn down: no emulator left running for this state directory.

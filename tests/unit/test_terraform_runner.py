@@ -32,6 +32,7 @@ def test_override_keeps_the_account_id_and_uses_a_local_backend(tmp_path):
     assert "s3_use_path_style           = true" in text
     assert f'workspace_dir = "{tmp_path / "state" / "workspaces"}"' in text
     assert "endpoint" not in text  # endpoints come from AWS_ENDPOINT_URL
+    assert 'variable "emulated" {\n  default = true\n}' in text
 
 
 def test_override_goes_into_a_copy_never_into_the_source(tmp_path):

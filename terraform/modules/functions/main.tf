@@ -135,6 +135,7 @@ resource "aws_lambda_function" "this" {
   s3_key                         = var.package.s3_key
   s3_object_version              = var.package.s3_object_version
   source_code_hash               = var.package.source_code_hash
+  layers                         = var.layers
   memory_size                    = var.memory_size
   timeout                        = var.timeout
   reserved_concurrent_executions = var.reserved_concurrent_executions

@@ -44,6 +44,17 @@ variable "package" {
   })
 }
 
+variable "layers" {
+  description = "Lambda layer version ARNs (e.g. the AWS SDK for pandas layer that supplies pyarrow)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.layers : can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", arn))])
+    error_message = "layers must be Lambda layer version ARNs."
+  }
+}
+
 variable "memory_size" {
   description = "Memory in MB."
   type        = number
