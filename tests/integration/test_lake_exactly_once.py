@@ -1,0 +1,347 @@
+"""The lake holds every produced event exactly once, however delivery misbehaves.
+
+One workload is produced onto a fresh two-shard stream and written by the lake writer's
+handler under the local runtime, four times (DESIGN.md, "Delivery semantics"):
+
+* ``clean`` - the handler as deployed;
+* every batch delivered twice (a duplicate invocation);
+* the function crashing part-way through each batch's first delivery, after some objects
+  were written;
+* S3 failing one object write part-way through some batches' first delivery.
+
+The faults are injected by :mod:`tests.integration.lake_once_handlers` (how, and why there,
+is in its docstring). Every run gets its own buckets, stream, function and mapping. The mapping
+is the lake writer's: ``ReportBatchItemFailures`` and ``BisectBatchOnFunctionError`` false, so
+a re-delivered batch has the same sequence range, hence the same object keys, and overwrites.
+
+Each of the six tables must then answer ``SELECT count(*), count(DISTINCT event_id)`` with
+the number of events of its type produced, and the archive must hold each event once. One
+statement asks all six tables (a ``UNION ALL`` of the per-table counts), through
+:class:`~pipelines.query.LocalEngine` after every run and, after the crash run, also through
+``pipeline query --format json`` in a subprocess, as a user would.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from pipelines.archive import read_archive
+from pipelines.catalog import table_name
+from pipelines.commands.query import emulator_filesystem
+from pipelines.producer import Producer
+from pipelines.query import LocalEngine
+from pipelines.runtime import MappingStats
+from pipelines.simulator import simulate
+from tests.integration import lake_once_handlers as wrappers
+from tests.integration.runtime_stack import RuntimeStack
+
+pytestmark = pytest.mark.integration
+
+WORKLOAD_EVENTS = 1000
+WORKLOAD_SEED = 7
+# Small aggregates, so a batch holds several KPL records and a record several events.
+MAX_AGGREGATE_BYTES = 1500
+BATCH_SIZE = 20
+MAX_RETRIES = 10
+RUN_SECONDS = 40
+
+LAKE_WRITER = "functions.lake_writer.handler.lambda_handler"
+WRAPPERS = wrappers.__name__
+HANDLERS = {
+    "clean": LAKE_WRITER,
+    "delivered_twice": f"{WRAPPERS}.deliver_twice",
+    "crash_midway": f"{WRAPPERS}.crash_midway",
+    "s3_faults": f"{WRAPPERS}.s3_faults",
+}
+TABLE_NAMES = (
+    "user_registered",
+    "user_profile_updated",
+    "user_activity_recorded",
+    "image_labeled",
+    "metric_recorded",
+    "transaction_recorded",
+)
+CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"})
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Run:
+    """What one run left behind."""
+
+    scenario: str
+    lake_bucket: str
+    counts: dict[str, tuple[int, int]]  # table -> (count(*), count(DISTINCT event_id))
+    archived: Counter[str]  # event id -> times archived
+    stats: MappingStats
+    drained: bool
+    seconds: float
+    wrapper_counts: Counter[str]
+    quarantined: int
+
+
+class LakeStack(RuntimeStack):
+    """A stream, the lake writer's three buckets, a function and its mapping, all fresh."""
+
+    def __init__(self, client: Callable[[str], Any], endpoint_url: str, tmp_path: Path) -> None:
+        super().__init__(client, endpoint_url, tmp_path)
+        self.s3 = client("s3")
+        self.lake, self.archive, self.quarantine = (
+            f"{self.prefix}{name}" for name in ("lake", "archive", "quarantine")
+        )
+
+    def create_buckets(self) -> None:
+        for bucket in (self.lake, self.archive, self.quarantine):
+            self.s3.create_bucket(Bucket=bucket)
+
+    def environment(self) -> dict[str, str]:
+        """The lake writer's variables, as Terraform sets them, naming this stack's buckets."""
+        return {
+            "LAKE_BUCKET": self.lake,
+            "ARCHIVE_BUCKET": self.archive,
+            "QUARANTINE_BUCKET": self.quarantine,
+            "POWERTOOLS_SERVICE_NAME": "lake-writer",
+            "POWERTOOLS_METRICS_NAMESPACE": "PipelinesTest",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+
+    def function(
+        self, handler: str, env: dict[str, str] | None = None, timeout: int = 300, name: str = "fn"
+    ) -> str:
+        """A function whose configuration names ``handler`` in full (moto keeps, never runs it)."""
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("placeholder.py", "")
+        self.function_name = f"{self.prefix}{name}"
+        response = self.lam.create_function(
+            FunctionName=self.function_name,
+            Runtime="python3.12",
+            Role=self.role_arn,
+            Handler=handler,
+            Code={"ZipFile": code.getvalue()},
+            Timeout=timeout,
+            MemorySize=1024,
+            Environment={"Variables": env or {}},
+        )
+        arn: str = response["FunctionArn"]
+        return arn
+
+    def keys(self, bucket: str) -> list[str]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        return [
+            o["Key"] for page in paginator.paginate(Bucket=bucket) for o in page.get("Contents", [])
+        ]
+
+    def archived(self) -> Counter[str]:
+        return Counter(
+            entry.event_id
+            for key in self.keys(self.archive)
+            for entry in read_archive(
+                self.s3.get_object(Bucket=self.archive, Key=key)["Body"].read()
+            )
+        )
+
+
+def every_table_sql() -> str:
+    """One statement: each table's name and its two counts, a row per table."""
+    return "\nUNION ALL\n".join(
+        f"SELECT '{table}' AS tbl, count(*) AS events, count(DISTINCT event_id) AS ids FROM {table}"
+        for table in TABLE_NAMES
+    )
+
+
+@pytest.fixture(scope="module")
+def workload() -> list[dict[str, Any]]:
+    return simulate(WORKLOAD_EVENTS, seed=WORKLOAD_SEED).events
+
+
+@pytest.fixture(scope="module")
+def produced(workload: list[dict[str, Any]]) -> dict[str, int]:
+    """Events produced, by table."""
+    by_table = Counter(table_name(e["metadata"]["event_type"]) for e in workload)
+    assert set(by_table) == set(TABLE_NAMES)
+    return dict(by_table)
+
+
+@pytest.fixture(scope="module")
+def run_scenario(
+    emulator: Any, tmp_path_factory: pytest.TempPathFactory, workload: list[dict[str, Any]]
+) -> Iterator[Callable[[str], Run]]:
+    """``run_scenario(name)``: the workload through ``HANDLERS[name]``, once per module."""
+    env = emulator.env()
+
+    def client(service: str) -> Any:
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            endpoint_url=emulator.endpoint_url,
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            config=CLIENT_CONFIG,
+        )
+
+    engine_filesystem = emulator_filesystem(emulator.endpoint_url, env)
+    runs: dict[str, Run] = {}
+
+    def run(name: str) -> Run:
+        if name not in runs:
+            stack = LakeStack(client, emulator.endpoint_url, tmp_path_factory.mktemp(name))
+            runs[name] = _run(stack, name, workload, LocalEngine(stack.lake, engine_filesystem))
+        return runs[name]
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield run
+    wrappers.reset()
+
+
+def _run(
+    stack: LakeStack, scenario: str, workload: list[dict[str, Any]], engine: LocalEngine
+) -> Run:
+    wrappers.reset()  # fresh faults, and lake writers built for this run's buckets
+    stack.create_buckets()
+    stream_arn = stack.stream(shards=2)
+    stack.function(HANDLERS[scenario], env=stack.environment())
+    stack.mapping(
+        stream_arn,
+        BatchSize=BATCH_SIZE,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+        BisectBatchOnFunctionError=False,
+        MaximumRetryAttempts=MAX_RETRIES,
+    )
+    producer = Producer(
+        stack.kinesis,
+        stack.stream_name,
+        max_aggregate_bytes=MAX_AGGREGATE_BYTES,
+        rng=random.Random(WORKLOAD_SEED),
+    )
+    producer.put_events(workload)
+    result = stack.runtime().run(until_drained=True, max_seconds=RUN_SECONDS)
+    counts = {table: (events, ids) for table, events, ids in engine.execute(every_table_sql()).rows}
+    return Run(
+        scenario=scenario,
+        lake_bucket=stack.lake,
+        counts=counts,
+        archived=stack.archived(),
+        stats=result.stats,
+        drained=result.drained,
+        seconds=result.seconds,
+        wrapper_counts=Counter(wrappers.COUNTS),
+        quarantined=len(stack.keys(stack.quarantine)),
+    )
+
+
+def pipeline_query(sql: str, bucket: str, endpoint_url: str) -> list[dict[str, Any]]:
+    """``pipeline query SQL --format json`` in a fresh process, as a user runs it."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "query",
+            sql,
+            "--workspace",
+            "lake-once",
+            "--endpoint",
+            endpoint_url,
+            "--bucket",
+            bucket,
+            "--format",
+            "json",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows: list[dict[str, Any]] = json.loads(completed.stdout)
+    return rows
+
+
+def _assert_exactly_once(
+    run: Run, produced: dict[str, int], workload: list[dict[str, Any]]
+) -> None:
+    """Drained, nothing given up or quarantined; each event once in the lake and the archive."""
+    assert run.drained, f"{run.scenario}: not drained after {run.seconds:.1f}s: {run.stats}"
+    assert run.stats.records_discarded == 0
+    assert run.stats.records_dead_lettered == 0
+    assert run.stats.records_expired == 0
+    assert run.quarantined == 0
+    assert run.counts == {table: (n, n) for table, n in produced.items()}
+    assert run.archived == Counter({e["metadata"]["event_id"]: 1 for e in workload})
+
+
+def test_a_clean_run_lands_every_event_once(
+    run_scenario: Callable[[str], Run], produced: dict[str, int], workload: list[dict[str, Any]]
+) -> None:
+    clean = run_scenario("clean")
+
+    _assert_exactly_once(clean, produced, workload)
+    assert clean.stats.batches > 4  # several batches per shard
+    assert clean.stats.function_errors == clean.stats.partial_failures == 0
+    assert clean.stats.retries == 0
+
+
+def test_every_batch_delivered_twice_lands_every_event_once(
+    run_scenario: Callable[[str], Run], produced: dict[str, int], workload: list[dict[str, Any]]
+) -> None:
+    twice = run_scenario("delivered_twice")
+
+    _assert_exactly_once(twice, produced, workload)
+    assert twice.stats.batches > 0
+    assert twice.wrapper_counts["invocations"] == 2 * twice.stats.batches
+
+
+def test_a_function_crashing_part_way_through_batches_lands_every_event_once(
+    run_scenario: Callable[[str], Run],
+    produced: dict[str, int],
+    workload: list[dict[str, Any]],
+    emulator: Any,
+) -> None:
+    crashed = run_scenario("crash_midway")  # and asked through `pipeline query`, as users do
+
+    _assert_exactly_once(crashed, produced, workload)
+    assert crashed.wrapper_counts["crashes"] > 0
+    assert crashed.wrapper_counts["objects_before_crash"] > 0
+    assert crashed.stats.function_errors == crashed.wrapper_counts["crashes"]
+    assert crashed.stats.retries >= crashed.wrapper_counts["crashes"]
+    assert crashed.stats.bisections == 0
+
+    rows = pipeline_query(every_table_sql(), crashed.lake_bucket, emulator.endpoint_url)
+    assert {row["tbl"]: (row["events"], row["ids"]) for row in rows} == {
+        table: (n, n) for table, n in produced.items()
+    }
+
+
+def test_s3_write_failures_part_way_through_batches_land_every_event_once(
+    run_scenario: Callable[[str], Run], produced: dict[str, int], workload: list[dict[str, Any]]
+) -> None:
+    faulty = run_scenario("s3_faults")
+
+    _assert_exactly_once(faulty, produced, workload)
+    assert faulty.wrapper_counts["s3_faults"] > 0
+    assert faulty.wrapper_counts["failed_batches"] == faulty.wrapper_counts["s3_faults"]
+    assert faulty.stats.partial_failures == faulty.wrapper_counts["failed_batches"]
+    assert faulty.stats.retries >= faulty.wrapper_counts["failed_batches"]
+    assert faulty.stats.function_errors == 0
