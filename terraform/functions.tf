@@ -16,6 +16,17 @@ locals {
     s3_key           = aws_s3_object.lambda_package.key
     source_code_hash = filebase64sha256(var.lambda_package)
   }
+  # How the per-event consumers (projector, alerter) read the stream: small batches, split on
+  # a function error to isolate a bad record, retried for up to the stream's week of retention.
+  event_stream_source = {
+    stream_arn                         = module.stream.stream_arn
+    starting_position                  = "TRIM_HORIZON"
+    batch_size                         = 100
+    maximum_batching_window_in_seconds = 1
+    bisect_batch_on_function_error     = true
+    maximum_retry_attempts             = 10
+    maximum_record_age_in_seconds      = 604800
+  }
   # Where each projection lives, as the projector reads it (pipelines/settings.py).
   projector_tables = ["users", "user_activities", "system_metrics", "transactions", "image_analysis"]
 }
@@ -50,17 +61,7 @@ module "projector" {
     s3_write       = ["${module.storage.bucket_arns["quarantine"]}/projector/*"]
   }
 
-  kinesis_event_sources = {
-    events = {
-      stream_arn                         = module.stream.stream_arn
-      starting_position                  = "TRIM_HORIZON"
-      batch_size                         = 100
-      maximum_batching_window_in_seconds = 1
-      bisect_batch_on_function_error     = true
-      maximum_retry_attempts             = 10
-      maximum_record_age_in_seconds      = 604800
-    }
-  }
+  kinesis_event_sources = { events = local.event_stream_source }
 }
 
 locals {
@@ -98,17 +99,7 @@ module "alerter" {
     s3_write       = ["${module.storage.bucket_arns["quarantine"]}/alerter/*"]
   }
 
-  kinesis_event_sources = {
-    events = {
-      stream_arn                         = module.stream.stream_arn
-      starting_position                  = "TRIM_HORIZON"
-      batch_size                         = 100
-      maximum_batching_window_in_seconds = 1
-      bisect_batch_on_function_error     = true
-      maximum_retry_attempts             = 10
-      maximum_record_age_in_seconds      = 604800
-    }
-  }
+  kinesis_event_sources = { events = local.event_stream_source }
 }
 
 module "lake_writer" {
@@ -145,16 +136,13 @@ module "lake_writer" {
   }
 
   kinesis_event_sources = {
-    events = {
-      stream_arn                         = module.stream.stream_arn
-      starting_position                  = "TRIM_HORIZON"
+    events = merge(local.event_stream_source, {
+      # Fewer, larger files.
       batch_size                         = 1000
       maximum_batching_window_in_seconds = 10
       # Object keys come from the batch's sequence range: a retry must see the same range,
       # so a failed batch is retried whole, never split.
       bisect_batch_on_function_error = false
-      maximum_retry_attempts         = 10
-      maximum_record_age_in_seconds  = 604800
-    }
+    })
   }
 }
