@@ -19,6 +19,10 @@ FAST = RuntimeOptions(retry_base_delay=0.01, retry_max_delay=0.05, idle_sleep=0.
 class RuntimeStack:
     """A stream or queue, a function and its mapping, all named with a fresh prefix."""
 
+    handler_module: str | None = HANDLERS
+    function_timeout = 30
+    function_memory = 256
+
     def __init__(self, aws_client: Callable[[str], Any], endpoint_url: str, tmp_path: Path) -> None:
         self.client = aws_client
         self.endpoint_url = endpoint_url
@@ -48,8 +52,17 @@ class RuntimeStack:
         return url, arn["Attributes"]["QueueArn"]
 
     def function(
-        self, handler: str, env: dict[str, str] | None = None, timeout: int = 30, name: str = "fn"
+        self,
+        handler: str,
+        env: dict[str, str] | None = None,
+        timeout: int | None = None,
+        name: str = "fn",
     ) -> str:
+        """A function (moto keeps it, never runs it) whose configuration names ``handler``.
+
+        ``handler`` is a function of :attr:`handler_module`, or a full handler string when
+        the stack's ``handler_module`` is ``None``.
+        """
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("placeholder.py", "")
@@ -58,10 +71,10 @@ class RuntimeStack:
             FunctionName=self.function_name,
             Runtime="python3.12",
             Role=self.role_arn,
-            Handler=f"{HANDLERS}.{handler}",
+            Handler=f"{self.handler_module}.{handler}" if self.handler_module else handler,
             Code={"ZipFile": code.getvalue()},
-            Timeout=timeout,
-            MemorySize=256,
+            Timeout=timeout or self.function_timeout,
+            MemorySize=self.function_memory,
             Environment={"Variables": env or {}},
         )
         arn: str = response["FunctionArn"]

@@ -16,10 +16,8 @@ of every item, as DynamoDB returns it) and complete.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import random
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
@@ -95,6 +93,10 @@ def digest(items: list[dict[str, Any]]) -> str:
 class ProjectorStack(RuntimeStack):
     """A stream, the projector's tables and bucket, a function and its mapping, all fresh."""
 
+    handler_module = None  # handlers are named in full
+    function_timeout = 300
+    function_memory = 512
+
     def __init__(self, client: Callable[[str], Any], endpoint_url: str, tmp_path: Path) -> None:
         super().__init__(client, endpoint_url, tmp_path)
         self.tables = TableNames(**{kind: f"{self.prefix}{kind}" for kind in KINDS})
@@ -144,27 +146,6 @@ class ProjectorStack(RuntimeStack):
             }
         )
         return env
-
-    def function(
-        self, handler: str, env: dict[str, str] | None = None, timeout: int = 300, name: str = "fn"
-    ) -> str:
-        """A function whose configuration names ``handler`` in full (moto keeps, never runs it)."""
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as archive:
-            archive.writestr("placeholder.py", "")
-        self.function_name = f"{self.prefix}{name}"
-        response = self.lam.create_function(
-            FunctionName=self.function_name,
-            Runtime="python3.12",
-            Role=self.role_arn,
-            Handler=handler,
-            Code={"ZipFile": code.getvalue()},
-            Timeout=timeout,
-            MemorySize=512,
-            Environment={"Variables": env or {}},
-        )
-        arn: str = response["FunctionArn"]
-        return arn
 
     def scan(self) -> dict[str, list[dict[str, Any]]]:
         dynamodb = self.client("dynamodb")

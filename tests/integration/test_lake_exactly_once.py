@@ -23,13 +23,11 @@ statement asks all six tables (a ``UNION ALL`` of the per-table counts), through
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
 import subprocess
 import sys
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,9 +40,9 @@ from botocore.config import Config
 
 from pipelines.archive import read_archive
 from pipelines.catalog import table_name
-from pipelines.commands.query import emulator_filesystem
 from pipelines.producer import Producer
 from pipelines.query import LocalEngine
+from pipelines.query.target import emulator_filesystem
 from pipelines.runtime import MappingStats
 from pipelines.simulator import simulate
 from tests.integration import lake_once_handlers as wrappers
@@ -98,6 +96,10 @@ class Run:
 class LakeStack(RuntimeStack):
     """A stream, the lake writer's three buckets, a function and its mapping, all fresh."""
 
+    handler_module = None  # handlers are named in full
+    function_timeout = 300
+    function_memory = 1024
+
     def __init__(self, client: Callable[[str], Any], endpoint_url: str, tmp_path: Path) -> None:
         super().__init__(client, endpoint_url, tmp_path)
         self.s3 = client("s3")
@@ -119,27 +121,6 @@ class LakeStack(RuntimeStack):
             "POWERTOOLS_METRICS_NAMESPACE": "PipelinesTest",
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
-
-    def function(
-        self, handler: str, env: dict[str, str] | None = None, timeout: int = 300, name: str = "fn"
-    ) -> str:
-        """A function whose configuration names ``handler`` in full (moto keeps, never runs it)."""
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as archive:
-            archive.writestr("placeholder.py", "")
-        self.function_name = f"{self.prefix}{name}"
-        response = self.lam.create_function(
-            FunctionName=self.function_name,
-            Runtime="python3.12",
-            Role=self.role_arn,
-            Handler=handler,
-            Code={"ZipFile": code.getvalue()},
-            Timeout=timeout,
-            MemorySize=1024,
-            Environment={"Variables": env or {}},
-        )
-        arn: str = response["FunctionArn"]
-        return arn
 
     def keys(self, bucket: str) -> list[str]:
         paginator = self.s3.get_paginator("list_objects_v2")
