@@ -22,7 +22,6 @@ from typing import Any
 import boto3
 
 from pipelines.codec import default_codec
-from pipelines.commands.query import emulator_filesystem
 from pipelines.deadletters import batch_events, failed_batches
 from pipelines.emulator import emulator_env
 from pipelines.errors import PoisonRecordError
@@ -36,6 +35,7 @@ from pipelines.projector import (
     UNKNOWN_TYPE,
 )
 from pipelines.query import LocalEngine, format_result, named_query
+from pipelines.query.target import emulator_filesystem
 from pipelines.records import user_records
 from pipelines.runtime.runner import LocalRuntime
 from pipelines.runtime.workspace import workspace_runtime

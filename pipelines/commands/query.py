@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any, TextIO
-from urllib.parse import urlparse
 
 import boto3
-import pyarrow.fs as pafs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.emulator import emulator_env
@@ -23,7 +21,7 @@ from pipelines.query import (
     format_result,
     named_query,
 )
-from pipelines.query.target import LakeTarget
+from pipelines.query.target import LakeTarget, emulator_filesystem
 from pipelines.runtime.workspace import resolve_endpoint
 
 
@@ -113,15 +111,3 @@ def account_id(sts: Any) -> str:
         return str(sts.get_caller_identity()["Account"])
     except (ClientError, BotoCoreError) as exc:
         raise QueryError(f"cannot find the account id (pass --bucket): {exc}") from exc
-
-
-def emulator_filesystem(endpoint: str, env: dict[str, str]) -> pafs.S3FileSystem:
-    """pyarrow's S3 filesystem on ``endpoint`` with the emulator's credentials."""
-    parsed = urlparse(endpoint)
-    return pafs.S3FileSystem(
-        region=env["AWS_REGION"],
-        endpoint_override=parsed.netloc or endpoint,
-        scheme=parsed.scheme or "http",
-        access_key=env["AWS_ACCESS_KEY_ID"],
-        secret_key=env["AWS_SECRET_ACCESS_KEY"],
-    )

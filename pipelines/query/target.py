@@ -9,6 +9,9 @@ workgroup ``<name>`` (``modules/catalog``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
 
 from pipelines.runtime.workspace import PROJECT
 
@@ -29,3 +32,15 @@ class LakeTarget:
             database=name.replace("-", "_"),
             workgroup=name,
         )
+
+
+def emulator_filesystem(endpoint: str, env: dict[str, str]) -> pafs.S3FileSystem:
+    """pyarrow's S3 filesystem on ``endpoint`` with the emulator's credentials."""
+    parsed = urlparse(endpoint)
+    return pafs.S3FileSystem(
+        region=env["AWS_REGION"],
+        endpoint_override=parsed.netloc or endpoint,
+        scheme=parsed.scheme or "http",
+        access_key=env["AWS_ACCESS_KEY_ID"],
+        secret_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
