@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench package checkov checkov-install catalog up down clean
+.PHONY: demo test test-unit lint format bench package checkov checkov-install catalog up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,15 +16,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/pipeline demo
 
-## test: install what the tests need and run them
+## test: install what the tests need and run them all (unit, contract, integration, e2e)
 test: $(STAMP) checkov-install
 	$(BIN)/pytest
+
+## test-unit: the fast tier, no emulator and no Terraform apply
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
 
 ## lint: ruff and mypy
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy pipelines
+	$(BIN)/mypy pipelines pipelines_local functions
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -47,7 +51,7 @@ checkov: checkov-install
 
 ## catalog: regenerate the Glue columns (terraform/modules/catalog/tables.json) from schemas/
 catalog: $(STAMP)
-	$(BIN)/python -m pipelines.catalog
+	$(BIN)/python -m pipelines_local.catalog
 
 ## up / down: the local workspace on the embedded emulator
 up: $(STAMP)

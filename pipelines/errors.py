@@ -1,14 +1,19 @@
 """The errors the pipeline acts on differently.
 
-Everything raised on purpose derives from :class:`PipelineError`. The runtime
-treats the few kinds below differently:
+Everything raised on purpose derives from :class:`PipelineError`. The batch kernel
+(:mod:`pipelines.consumers.batch`) treats three kinds of failure differently:
 
-* :class:`PoisonRecordError` - the bytes can never be processed; quarantine
-  them (with the bytes and the reason) and move on, never retry.
-* :class:`TransientError` - a fault that may pass (throttling, timeouts,
-  unprocessed items); retry with backoff, then report as a batch item failure.
-* :class:`StaleEventError` - the event is older than (or a duplicate of) what a
-  projection already holds; an idempotent skip, not a failure.
+* :class:`PoisonRecordError` - the bytes can never be processed; quarantine them (with
+  the bytes and the reason) and move on, never retry.
+* :class:`TransientError` - a fault that may pass (throttling, timeouts, unprocessed
+  items); retry with backoff, then report the record as a batch item failure so that
+  Lambda re-delivers it.
+* :class:`MisconfigurationError` - the deployment is wrong (access denied, a missing
+  table or topic): retrying cannot help and skipping would lose events, so the
+  invocation fails loudly and the mapping retries it until someone fixes the stack.
+
+A stale or duplicate event is not an error at all: projections report it as an
+outcome (:class:`pipelines.adapters.dynamo.UpdateOutcome`) and skip it.
 """
 
 from __future__ import annotations
@@ -63,8 +68,8 @@ class TransientError(PipelineError):
     """A fault worth retrying (throttling, timeouts, unprocessed items)."""
 
 
-class StaleEventError(PipelineError):
-    """The event is older than, or a duplicate of, what is already applied."""
+class MisconfigurationError(PipelineError):
+    """The deployment is wrong: access denied, a resource missing, a setting malformed."""
 
 
 class DeliveryError(PipelineError):

@@ -11,6 +11,8 @@ resource "aws_s3_object" "lambda_package" {
 }
 
 locals {
+  # The Lambda runtime, declared once: `make package` builds the dependencies for it too.
+  lambda_runtime = jsondecode(file("${path.module}/lambda.json"))
   lambda_package = {
     s3_bucket        = aws_s3_object.lambda_package.bucket
     s3_key           = aws_s3_object.lambda_package.key
@@ -27,7 +29,7 @@ locals {
     maximum_retry_attempts             = 10
     maximum_record_age_in_seconds      = 604800
   }
-  # Where each projection lives, as the projector reads it (pipelines/settings.py).
+  # Where each projection lives, as the projector reads it (pipelines/consumers/config.py).
   projector_tables = ["users", "user_activities", "system_metrics", "transactions", "image_analysis"]
 }
 
@@ -37,7 +39,8 @@ module "projector" {
   name_prefix        = local.name
   name               = "projector"
   handler            = "functions.projector.handler.lambda_handler"
-  runtime            = "python3.11"
+  runtime            = local.lambda_runtime.runtime
+  architecture       = local.lambda_runtime.architecture
   package            = local.lambda_package
   kms_key_arn        = aws_kms_key.this.arn
   log_retention_days = var.log_retention_days
@@ -74,7 +77,8 @@ module "alerter" {
   name_prefix        = local.name
   name               = "alerter"
   handler            = "functions.alerter.handler.lambda_handler"
-  runtime            = "python3.11"
+  runtime            = local.lambda_runtime.runtime
+  architecture       = local.lambda_runtime.architecture
   package            = local.lambda_package
   kms_key_arn        = aws_kms_key.this.arn
   log_retention_days = var.log_retention_days
@@ -108,7 +112,8 @@ module "lake_writer" {
   name_prefix        = local.name
   name               = "lake-writer"
   handler            = "functions.lake_writer.handler.lambda_handler"
-  runtime            = "python3.11"
+  runtime            = local.lambda_runtime.runtime
+  architecture       = local.lambda_runtime.architecture
   package            = local.lambda_package
   layers             = var.lake_writer_layers
   memory_size        = 1024

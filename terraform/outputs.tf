@@ -48,6 +48,15 @@ output "table_names" {
   value       = module.projections.table_names
 }
 
+output "function_names" {
+  description = "Lambda function names by their name in Terraform (projector, alerter, lake-writer)."
+  value = {
+    projector     = module.projector.function_name
+    alerter       = module.alerter.function_name
+    "lake-writer" = module.lake_writer.function_name
+  }
+}
+
 output "glue_database" {
   description = "Glue database of the lake."
   value       = module.catalog.database_name

@@ -1,6 +1,6 @@
 """Shared fixtures: the embedded emulator, started once per test session.
 
-* ``emulator`` - the running :class:`~pipelines.emulator.EmulatorProcess` (session scope).
+* ``emulator`` - the running :class:`~pipelines_local.emulator.EmulatorProcess` (session scope).
 * ``aws_env`` - ``os.environ`` pointed at the emulator for one test (endpoint, test credentials,
   us-east-1); returns the variables it set.
 * ``clean_emulator`` - the emulator, emptied (``/moto-api/reset``) before the test.
@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from pipelines.emulator import EmulatorProcess, emulator_env, start_emulator
+from pipelines_local.emulator import EmulatorProcess, emulator_env, start_emulator
 
 # Credentials and settings that would send a client somewhere other than the emulator.
 _FOREIGN_AWS_VARIABLES = (

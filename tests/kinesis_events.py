@@ -11,9 +11,10 @@ import base64
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pipelines.aggregation import Aggregator
-from pipelines.codec import encode_event
-from pipelines.settings import Settings, TableNames
+from pipelines.consumers.batch import Batch, KinesisBatchKernel
+from pipelines.consumers.config import ProjectorSettings, TableNames
+from pipelines.contract.codec import encode_event
+from pipelines.stream.aggregation import Aggregator
 
 SHARD_ID = "shardId-000000000006"
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/lambda-stream"
@@ -37,8 +38,8 @@ _KEYS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def projector_settings(**overrides: Any) -> Settings:
-    return Settings(tables=TABLES, quarantine_bucket=BUCKET, **overrides)
+def projector_settings(**overrides: Any) -> ProjectorSettings:
+    return ProjectorSettings(tables=TABLES, quarantine_bucket=BUCKET, **overrides)
 
 
 def settings_env() -> dict[str, str]:
@@ -158,3 +159,15 @@ def aggregated_record(
 
 def kinesis_event(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Records": records}
+
+
+class _NoConsumer:
+    metric_names: tuple[str, ...] = ()
+
+    def consume(self, batch: Any) -> None:
+        return None
+
+
+def decoded_batch(records: list[dict[str, Any]]) -> Batch:
+    """``records`` as the batch kernel hands them to a consumer (decoded; no I/O)."""
+    return KinesisBatchKernel(_NoConsumer(), quarantine=None).decode_batch(records)  # type: ignore[arg-type]

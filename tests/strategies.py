@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pipelines.schemas import default_registry
+from pipelines.contract.schemas import default_registry
 
 _TEXT = st.text(max_size=40)  # any unicode, empty included
 _MIN_TS = datetime(1, 1, 1, tzinfo=UTC)

@@ -1,8 +1,8 @@
 """Lambda entry point of the alerter (handler ``functions.alerter.handler.lambda_handler``).
 
-Wiring only: Powertools Logger, Metrics (EMF) and Tracer, and the batch processor
-reporting partial failures. The rules and the once-per-event publishing are in
-:mod:`pipelines.alerts`. Clients are built on first use, never at import.
+Wiring only: Powertools Logger, Metrics (EMF) and Tracer, and the batch kernel reporting
+partial failures. The rules and the once-per-event publishing are in
+:mod:`pipelines.consumers.alerts`. Clients are built on first use, never at import.
 """
 
 from __future__ import annotations
@@ -17,23 +17,24 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from pipelines.alerts import Alerter, AlerterSettings, build_alerter
-from pipelines.projector import KinesisBatchProcessor
+from pipelines.consumers.alerts.alerter import build_alerter
+from pipelines.consumers.batch import KinesisBatchKernel, freeze_heap
+from pipelines.consumers.config import AlerterSettings
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 
-# Batch writes are retried by pipelines.dynamo; single calls by botocore's standard mode.
+# Batch writes are retried by pipelines.adapters.dynamo; single calls by botocore's standard mode.
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 4})
 
 
 @lru_cache(maxsize=4)
-def alerter_for(settings: AlerterSettings) -> Alerter:
+def alerter_for(settings: AlerterSettings) -> KinesisBatchKernel:
     """The alerter of ``settings``, with its clients; built once per configuration."""
     session = boto3.session.Session()
     endpoint = settings.endpoint_url
-    return build_alerter(
+    kernel = build_alerter(
         settings,
         session.client("dynamodb", endpoint_url=endpoint, config=_CONFIG),
         session.client("sns", endpoint_url=endpoint, config=_CONFIG),
@@ -41,6 +42,8 @@ def alerter_for(settings: AlerterSettings) -> Alerter:
         logger=logger,
         metrics=metrics,
     )
+    freeze_heap()
+    return kernel
 
 
 @logger.inject_lambda_context
@@ -49,10 +52,7 @@ def alerter_for(settings: AlerterSettings) -> Alerter:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     settings = AlerterSettings.from_env()
     metrics.namespace = settings.metrics_namespace
-    alerter = alerter_for(settings)
+    kernel = alerter_for(settings)
     return process_partial_response(
-        event=event,
-        record_handler=alerter.alert_records,
-        processor=KinesisBatchProcessor(),
-        context=context,
+        event=event, record_handler=kernel.consumer.consume, processor=kernel, context=context
     )

@@ -1,10 +1,10 @@
 """Lambda entry point of the lake writer (handler ``functions.lake_writer.handler.lambda_handler``).
 
-Wiring only: Powertools Logger, Metrics (EMF) and Tracer, and the batch
-processor reporting failures. The logic is in :mod:`pipelines.lake` and
-:mod:`pipelines.archive`. pyarrow is not in the function's package: on AWS it
-comes from the AWS SDK for pandas managed layer. Clients are built on first
-use, never at import.
+Wiring only: Powertools Logger, Metrics (EMF) and Tracer, and the batch kernel reporting
+failures. The logic is in :mod:`pipelines.consumers.lake` and
+:mod:`pipelines.consumers.archive`. pyarrow is not in the function's package: on AWS it
+comes from the AWS SDK for pandas managed layer. Clients are built on first use, never at
+import.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from pipelines.lake import LakeWriter, build_lake_writer, s3_filesystem
-from pipelines.lake_settings import LakeSettings
-from pipelines.projector import KinesisBatchProcessor
-from pipelines.quarantine import Quarantine
+from pipelines.adapters.objects import s3_filesystem
+from pipelines.adapters.quarantine import Quarantine
+from pipelines.consumers.batch import KinesisBatchKernel, freeze_heap
+from pipelines.consumers.config import LakeWriterSettings
+from pipelines.consumers.lake import build_lake_writer
 
 logger = Logger()
 metrics = Metrics()
@@ -32,24 +33,23 @@ _S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 
 
 @lru_cache(maxsize=4)
-def lake_writer_for(settings: LakeSettings) -> LakeWriter:
+def lake_writer_for(settings: LakeWriterSettings) -> KinesisBatchKernel:
     """The lake writer of ``settings``, with its clients; built once per configuration."""
     s3 = boto3.session.Session().client("s3", endpoint_url=settings.endpoint_url, config=_S3_CONFIG)
     quarantine = Quarantine(s3, settings.quarantine_bucket, settings.service_name)
     filesystem = s3_filesystem(settings.region, settings.endpoint_url)
-    return build_lake_writer(settings, filesystem, quarantine, logger=logger, metrics=metrics)
+    kernel = build_lake_writer(settings, filesystem, quarantine, logger=logger, metrics=metrics)
+    freeze_heap()
+    return kernel
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    settings = LakeSettings.from_env()
+    settings = LakeWriterSettings.from_env()
     metrics.namespace = settings.metrics_namespace
-    writer = lake_writer_for(settings)
+    kernel = lake_writer_for(settings)
     return process_partial_response(
-        event=event,
-        record_handler=writer.write_records,
-        processor=KinesisBatchProcessor(),
-        context=context,
+        event=event, record_handler=kernel.consumer.consume, processor=kernel, context=context
     )

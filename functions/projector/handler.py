@@ -1,8 +1,8 @@
 """Lambda entry point of the projector (handler ``functions.projector.handler.lambda_handler``).
 
-Wiring only: Powertools Logger, Metrics (EMF) and Tracer, and the batch
-processor reporting partial failures. The projection logic is in
-:mod:`pipelines.projector`. Clients are built on first use, never at import.
+Wiring only: Powertools Logger, Metrics (EMF) and Tracer, and the batch kernel reporting
+partial failures. The projection logic is in :mod:`pipelines.consumers.projector`. Clients
+are built on first use, never at import.
 """
 
 from __future__ import annotations
@@ -17,39 +17,38 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from pipelines.projector import KinesisBatchProcessor, Projector, build_projector
-from pipelines.settings import Settings
+from pipelines.consumers.batch import KinesisBatchKernel, freeze_heap
+from pipelines.consumers.config import ProjectorSettings
+from pipelines.consumers.projector.projector import build_projector
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 
-# The projector retries DynamoDB writes itself (pipelines.dynamo); botocore does not.
+# The projector retries DynamoDB writes itself (pipelines.adapters.dynamo); botocore does not.
 _DYNAMODB_CONFIG = Config(retries={"mode": "standard", "max_attempts": 1})
 _S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 
 
 @lru_cache(maxsize=4)
-def projector_for(settings: Settings) -> Projector:
+def projector_for(settings: ProjectorSettings) -> KinesisBatchKernel:
     """The projector of ``settings``, with its clients; built once per configuration."""
     session = boto3.session.Session()
-    dynamodb = session.client(
-        "dynamodb", endpoint_url=settings.endpoint_url, config=_DYNAMODB_CONFIG
-    )
-    s3 = session.client("s3", endpoint_url=settings.endpoint_url, config=_S3_CONFIG)
-    return build_projector(settings, dynamodb, s3, logger=logger, metrics=metrics)
+    endpoint = settings.endpoint_url
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=_DYNAMODB_CONFIG)
+    s3 = session.client("s3", endpoint_url=endpoint, config=_S3_CONFIG)
+    kernel = build_projector(settings, dynamodb, s3, logger=logger, metrics=metrics)
+    freeze_heap()
+    return kernel
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    settings = Settings.from_env()
+    settings = ProjectorSettings.from_env()
     metrics.namespace = settings.metrics_namespace
-    projector = projector_for(settings)
+    kernel = projector_for(settings)
     return process_partial_response(
-        event=event,
-        record_handler=projector.project_records,
-        processor=KinesisBatchProcessor(),
-        context=context,
+        event=event, record_handler=kernel.consumer.consume, processor=kernel, context=context
     )

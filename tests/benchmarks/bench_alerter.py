@@ -9,11 +9,11 @@ Also reported: decode + evaluate (the whole pure part of a batch).
 
 from __future__ import annotations
 
-from pipelines.alerts.planning import BatchState, evaluate, plan_batch
-from pipelines.alerts.rules import Baseline, tx_entry
-from pipelines.alerts.state import StoredBaseline
-from pipelines.codec import Codec
-from pipelines.simulator import simulate
+from pipelines.adapters.alert_state import StoredBaseline
+from pipelines.consumers.alerts.planning import BatchState, evaluate, plan_batch
+from pipelines.consumers.alerts.rules import Baseline, tx_entry
+from pipelines.contract.codec import Codec
+from pipelines_local.simulator import simulate
 from tests.benchmarks.timing import best_of, pin_one_core
 from tests.kinesis_events import aggregated_record
 

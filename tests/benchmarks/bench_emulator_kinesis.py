@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 
-from pipelines.emulator import start_emulator
+from pipelines_local.emulator import start_emulator
 
 VARIANTS = {
     "patched": (),

@@ -21,10 +21,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.codec import Codec, DecodedEvent
-from pipelines.events import event_to_json
-from pipelines.lake import LakeTables
-from pipelines.simulator import simulate
+from pipelines.consumers.lake import LakeTables
+from pipelines.contract.codec import Codec, DecodedEvent
+from pipelines.contract.events import event_to_json
+from pipelines_local.simulator import simulate
 from tests.benchmarks.timing import best_of, pin_one_core
 
 N_EVENTS = 10_000

@@ -14,12 +14,12 @@ import gc
 from collections.abc import Callable
 from typing import Any
 
-from pipelines.aggregation import Aggregator, deaggregate
-from pipelines.codec import Codec
-from pipelines.dynamo import MAX_BATCH_ITEMS
-from pipelines.projections import FactPut, Projections
-from pipelines.projector import Projector
-from pipelines.simulator import simulate
+from pipelines.adapters.dynamo import MAX_BATCH_ITEMS
+from pipelines.consumers.projector.projections import FactPut, Projections
+from pipelines.consumers.projector.projector import Projector
+from pipelines.contract.codec import Codec
+from pipelines.stream.aggregation import Aggregator, deaggregate
+from pipelines_local.simulator import simulate
 from tests.benchmarks.timing import best_of, pin_one_core
 from tests.kinesis_events import TABLES, kinesis_record
 

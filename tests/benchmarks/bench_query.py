@@ -46,13 +46,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from pipelines.catalog import table_name
-from pipelines.codec import Codec, DecodedEvent
-from pipelines.events import event_to_json
-from pipelines.lake import LakeTables
-from pipelines.lake.parquet import PARTITION_COLUMN
-from pipelines.query import named_query, to_duckdb_sql
-from pipelines.simulator import simulate
+from pipelines.consumers.lake import LakeTables
+from pipelines.consumers.lake.parquet import PARTITION_COLUMN
+from pipelines.contract.codec import Codec, DecodedEvent
+from pipelines.contract.events import event_to_json
+from pipelines_local.catalog import table_name
+from pipelines_local.query import named_query, to_duckdb_sql
+from pipelines_local.simulator import simulate
 from tests.benchmarks.timing import best_of, pin_one_core
 
 N_EVENTS = 100_000

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 
-from pipelines.aggregation import MAX_AGGREGATE_BYTES, Aggregator, deaggregate
-from pipelines.codec import Codec
-from pipelines.events import event_to_json
-from pipelines.simulator import simulate
+from pipelines.contract.codec import Codec
+from pipelines.contract.events import event_to_json
+from pipelines.stream.aggregation import MAX_AGGREGATE_BYTES, Aggregator, deaggregate
+from pipelines_local.simulator import simulate
 from tests.benchmarks.timing import best_of, pin_one_core
 
 N_EVENTS = 100_000

@@ -19,7 +19,7 @@ def test_demo_accounts_for_every_event_and_tears_down(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "pipelines.cli",
+            "pipelines_local.cli",
             "demo",
             "--events",
             "5000",

@@ -20,7 +20,7 @@ from collections import Counter
 from typing import Any
 
 from functions.projector import handler as projector_handler
-from pipelines.settings import Settings
+from pipelines.consumers.config import Settings
 from tests.faults import HoldBack, Throttle
 
 COUNTS: Counter[str] = Counter()

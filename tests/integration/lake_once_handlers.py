@@ -41,8 +41,8 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from functions.lake_writer import handler as lake_handler
-from pipelines.lake import batch_stem
-from pipelines.lake.store import ObjectStore, ObjectWrite
+from pipelines.adapters.objects import ObjectStore, ObjectWrite
+from pipelines.consumers.lake import batch_stem
 from pipelines.lake_settings import LakeSettings
 
 COUNTS: Counter[str] = Counter()
@@ -124,7 +124,7 @@ def crash_midway(event: dict[str, Any], context: Any) -> Any:
 class FlakyFilesystem:
     """A pyarrow filesystem's stand-in: the ``fail_at``-th output stream opened raises.
 
-    Only what :class:`~pipelines.lake.store.ObjectStore` uses is provided (``type_name``
+    Only what :class:`~pipelines.adapters.objects.ObjectStore` uses is provided (``type_name``
     and ``open_output_stream``); the rest goes to the real filesystem.
     """
 

@@ -113,7 +113,7 @@ def report_unknown_identifier(event: dict[str, Any], context: Any) -> dict[str, 
 
 def collect_events(event: dict[str, Any], context: Any) -> None:
     """Decode every event of the batch (KPL aggregates included), as the consumers do."""
-    from pipelines.records import decode_lambda_record
+    from pipelines.stream.records import decode_lambda_record
 
     call = _record_call(event, context)
     call.decoded = [

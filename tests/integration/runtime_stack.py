@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipelines.runtime import LocalRuntime, RuntimeOptions
+from pipelines_local.runtime import LocalRuntime, RuntimeOptions
 
 HANDLERS = "tests.integration.runtime_handlers"
 FAST = RuntimeOptions(retry_base_delay=0.01, retry_max_delay=0.05, idle_sleep=0.01)

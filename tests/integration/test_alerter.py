@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from functions.alerter import handler
-from pipelines.alerts import AlerterSettings
-from pipelines.alerts.rules import anomaly_severity
-from pipelines.events import new_event
-from pipelines.simulator import simulate
+from pipelines.consumers.alerts import AlerterSettings
+from pipelines.consumers.alerts.rules import anomaly_severity
+from pipelines.contract.events import new_event
+from pipelines_local.simulator import simulate
 from tests.kinesis_events import aggregated_record, kinesis_event, plain_records
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipelines.emulator import (
+from pipelines_local.emulator import (
     EmulatorError,
     EmulatorProcess,
     start_emulator,
@@ -99,7 +99,7 @@ def test_an_emulator_that_cannot_bind_reports_why(tmp_path: Path) -> None:
 def test_detached_emulator_outlives_its_parent_and_stops_by_pid(tmp_path: Path) -> None:
     log = tmp_path / "emulator.log"
     script = (
-        "import json; from pipelines.emulator import start_emulator; "
+        "import json; from pipelines_local.emulator import start_emulator; "
         f"emu = start_emulator(detached=True, log_path={str(log)!r}); "
         "print(json.dumps({'pid': emu.pid, 'url': emu.endpoint_url}))"
     )
@@ -130,7 +130,7 @@ def test_stop_emulator_refuses_a_process_that_is_not_an_emulator() -> None:
 
 def test_emulator_stops_when_its_parent_dies() -> None:
     script = (
-        "import json, os; from pipelines.emulator import start_emulator; "
+        "import json, os; from pipelines_local.emulator import start_emulator; "
         "emu = start_emulator(); "
         "print(json.dumps({'pid': emu.pid, 'url': emu.endpoint_url}), flush=True); "
         "os._exit(0)"

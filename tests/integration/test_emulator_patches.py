@@ -18,8 +18,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines.emulator import EmulatorProcess, start_emulator
-from pipelines.emulator.patches import patch_names
+from pipelines_local.emulator import EmulatorProcess, start_emulator
+from pipelines_local.emulator.patches import patch_names
 from tests.conftest import CLIENT_CONFIG
 
 pytestmark = pytest.mark.integration

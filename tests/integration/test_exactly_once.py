@@ -28,10 +28,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from pipelines.producer import Producer
-from pipelines.runtime import MappingStats
-from pipelines.settings import TableNames
-from pipelines.simulator import simulate
+from pipelines.consumers.config import TableNames
+from pipelines.stream.producer import Producer
+from pipelines_local.runtime import MappingStats
+from pipelines_local.simulator import simulate
 from tests.integration import exactly_once_handlers as wrappers
 from tests.integration.runtime_stack import RuntimeStack
 from tests.kinesis_events import _KEYS as TERRAFORM_KEYS

@@ -17,7 +17,7 @@ a re-delivered batch has the same sequence range, hence the same object keys, an
 Each of the six tables must then answer ``SELECT count(*), count(DISTINCT event_id)`` with
 the number of events of its type produced, and the archive must hold each event once. One
 statement asks all six tables (a ``UNION ALL`` of the per-table counts), through
-:class:`~pipelines.query.LocalEngine` after every run and, after the crash run, also through
+:class:`~pipelines_local.query.LocalEngine` after every run and, after the crash run, also through
 ``pipeline query --format json`` in a subprocess, as a user would.
 """
 
@@ -37,14 +37,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from pipelines_local.query.target import emulator_filesystem
 
-from pipelines.archive import read_archive
-from pipelines.catalog import table_name
-from pipelines.producer import Producer
-from pipelines.query import LocalEngine
-from pipelines.query.target import emulator_filesystem
-from pipelines.runtime import MappingStats
-from pipelines.simulator import simulate
+from pipelines.consumers.archive import read_archive
+from pipelines.stream.producer import Producer
+from pipelines_local.catalog import table_name
+from pipelines_local.query import LocalEngine
+from pipelines_local.runtime import MappingStats
+from pipelines_local.simulator import simulate
 from tests.integration import lake_once_handlers as wrappers
 from tests.integration.runtime_stack import RuntimeStack
 
@@ -236,7 +236,7 @@ def pipeline_query(sql: str, bucket: str, endpoint_url: str) -> list[dict[str, A
         [
             sys.executable,
             "-m",
-            "pipelines.cli",
+            "pipelines_local.cli",
             "query",
             sql,
             "--workspace",

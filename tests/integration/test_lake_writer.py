@@ -14,9 +14,9 @@ import pyarrow.fs as pafs
 import pytest
 
 from functions.lake_writer import handler
-from pipelines.archive import read_archive
-from pipelines.catalog import table_name
-from pipelines.codec import encode_event
+from pipelines.consumers.archive import read_archive
+from pipelines.contract.codec import encode_event
+from pipelines_local.catalog import table_name
 from tests.kinesis_events import kinesis_event, kinesis_record
 from tests.unit.test_lake_writer import mixed_batch, sample_events
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from pipelines.codec import decode_event
+from pipelines.contract.codec import decode_event
+from pipelines.contract.events import new_event
 from pipelines.errors import DeliveryError
-from pipelines.events import new_event
-from pipelines.producer import MAX_BYTES_PER_REQUEST, Producer, RetryPolicy
-from pipelines.records import user_records
-from pipelines.simulator import simulate
+from pipelines.stream.producer import MAX_BYTES_PER_REQUEST, Producer, RetryPolicy
+from pipelines.stream.records import user_records
+from pipelines_local.simulator import simulate
 
 pytestmark = pytest.mark.integration
 

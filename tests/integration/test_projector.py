@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from functions.projector import handler
-from pipelines.codec import encode_event
-from pipelines.events import new_event
-from pipelines.settings import Settings
-from pipelines.simulator import simulate
+from pipelines.consumers.config import Settings
+from pipelines.contract.codec import encode_event
+from pipelines.contract.events import new_event
+from pipelines_local.simulator import simulate
 from tests.faults import HoldBack, Throttle
 from tests.kinesis_events import (
     BUCKET,

@@ -1,4 +1,4 @@
-"""`pipeline query` against the embedded emulator: a lake written by pipelines.lake, read back."""
+"""`pipeline query` on the embedded emulator: a lake the lake writer wrote, read back."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from pipelines import cli
-from pipelines.catalog import table_name
-from pipelines.codec import DecodedEvent, decode_event, encode_event
-from pipelines.lake import LakeTables, s3_filesystem
-from pipelines.query import AthenaEngine, LocalEngine, QueryError, named_query
-from pipelines.simulator import simulate
+from pipelines.consumers.lake import LakeTables, s3_filesystem
+from pipelines.contract.codec import DecodedEvent, decode_event, encode_event
+from pipelines_local import cli
+from pipelines_local.catalog import table_name
+from pipelines_local.query import AthenaEngine, LocalEngine, QueryError, named_query
+from pipelines_local.simulator import simulate
 
 pytestmark = pytest.mark.integration
 
@@ -153,9 +153,9 @@ def test_unknown_table_is_a_query_error(engine):
 
 
 def run_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    if "pipelines.commands.query" not in cli._COMMAND_MODULES:
+    if "pipelines_local.commands.query" not in cli._COMMAND_MODULES:
         monkeypatch.setattr(
-            cli, "_COMMAND_MODULES", (*cli._COMMAND_MODULES, "pipelines.commands.query")
+            cli, "_COMMAND_MODULES", (*cli._COMMAND_MODULES, "pipelines_local.commands.query")
         )
     return cli.main(argv)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.commands.run import register
+from pipelines_local.commands.run import register
 from tests.integration import runtime_handlers as handlers
 from tests.integration.runtime_stack import RuntimeStack
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.runtime import CheckpointStore
+from pipelines_local.runtime import CheckpointStore
 from tests.integration import runtime_handlers as handlers
 from tests.integration.runtime_stack import RuntimeStack
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from pipelines.producer import Producer
-from pipelines.runtime import CheckpointStore
-from pipelines.simulator import simulate
+from pipelines.stream.producer import Producer
+from pipelines_local.runtime import CheckpointStore
+from pipelines_local.simulator import simulate
 from tests.integration import runtime_handlers as handlers
 from tests.integration.runtime_stack import RuntimeStack
 

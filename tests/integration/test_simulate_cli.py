@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.emulator import EmulatorProcess
+from pipelines_local.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.integration
 
@@ -20,8 +20,8 @@ def test_simulate_produces_the_seeded_workload_to_the_stream(
     kinesis = aws_client("kinesis")
     kinesis.create_stream(StreamName="pipelines-simcli-events", ShardCount=2)
     kinesis.get_waiter("stream_exists").wait(StreamName="pipelines-simcli-events")
-    command = [sys.executable, "-m", "pipelines.cli", "simulate", "--events", "800", "--seed", "3",
-               "--workspace", "simcli", "--endpoint", emulator.endpoint_url, "--json"]  # fmt: skip
+    command = [sys.executable, "-m", "pipelines_local.cli", "simulate", "--events", "800",
+               "--seed", "3", "--workspace", "simcli", "--endpoint", emulator.endpoint_url, "--json"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)

@@ -17,10 +17,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipelines.catalog import current_schemas, glue_columns
-from pipelines.emulator import emulator_env
-from pipelines.infra import stack
-from pipelines.infra.cli_config import provider_mirror
+from pipelines_local.catalog import current_schemas, glue_columns
+from pipelines_local.emulator import emulator_env
+from pipelines_local.infra import stack
+from pipelines_local.infra.cli_config import provider_mirror
 
 pytestmark = [
     pytest.mark.integration,

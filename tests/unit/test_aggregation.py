@@ -9,9 +9,11 @@ import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 from aws_kinesis_agg.deaggregator import deaggregate_records
 
-from pipelines.aggregation import MAX_AGGREGATE_BYTES, Aggregator, deaggregate
+from pipelines.contract.codec import encode_event
+from pipelines.contract.events import new_event
 from pipelines.errors import CorruptRecordError
-from pipelines.records import decode_lambda_record, lambda_user_records
+from pipelines.stream.aggregation import MAX_AGGREGATE_BYTES, Aggregator, deaggregate
+from pipelines.stream.records import decode_lambda_record
 
 
 def _lambda_record(data: bytes, partition_key: str = "pk", sequence: str = "49590") -> dict:
@@ -55,11 +57,29 @@ def test_reference_aggregates_are_read_by_ours() -> None:
     for key, data in records:
         assert reference.add_user_record(key, data) is None
     _, _, blob = reference.clear_and_get().get_contents()
-    ours = lambda_user_records(_lambda_record(blob, sequence="7"))
+    ours = deaggregate(blob, "")
     assert [(r.partition_key, r.data) for r in ours] == records
     assert [r.sub_sequence_number for r in ours] == list(range(300))
-    assert {r.sequence_number for r in ours} == {"7"}
-    assert {r.shard_id for r in ours} == {"shardId-000000000003"}
+
+
+def test_events_of_an_aggregate_keep_their_stream_coordinates() -> None:
+    events = [
+        new_event(
+            "UserActivityRecorded", {"user_id": f"u{i}", "activity_type": "login"}, producer="t"
+        )
+        for i in range(5)
+    ]
+    aggregator = Aggregator()
+    for event in events:
+        assert aggregator.add(event["user_id"], encode_event(event))
+    decoded = decode_lambda_record(_lambda_record(aggregator.seal(), sequence="7"))
+    assert [d.event.event_id for d in decoded.events] == [e["metadata"]["event_id"] for e in events]
+    assert [d.sub_sequence_number for d in decoded.events] == list(range(5))
+    records = [decoded.user_record(d) for d in decoded.events]
+    assert {r.sequence_number for r in records} == {"7"}
+    assert {r.shard_id for r in records} == {"shardId-000000000003"}
+    assert all(r.aggregated for r in records)
+    assert decoded.keys() == {f"u{i}" for i in range(5)}
 
 
 def test_size_accounting_matches_the_sealed_bytes_and_the_limit() -> None:
@@ -83,7 +103,9 @@ def test_a_record_too_big_for_any_aggregate_is_refused() -> None:
 
 
 def test_a_plain_record_is_one_user_record() -> None:
-    [record] = lambda_user_records(_lambda_record(b"\xc3\x01plain", partition_key="u1"))
+    [(record, _)] = decode_lambda_record(
+        _lambda_record(b"\xc3\x01plain", partition_key="u1")
+    ).poison
     assert (record.partition_key, record.data, record.sub_sequence_number) == (
         "u1",
         b"\xc3\x01plain",
@@ -105,8 +127,17 @@ def test_an_aggregate_with_a_bad_checksum_is_corrupt_not_passed_through() -> Non
 def test_an_undecodable_lambda_record_becomes_one_poison_entry_with_its_bytes() -> None:
     record = _lambda_record(b"")
     record["kinesis"]["data"] = "!!not base64!!"
-    [delivered] = decode_lambda_record(record)
-    assert delivered.event is None
-    assert delivered.error is not None
-    assert delivered.error.raw == b"!!not base64!!"
-    assert delivered.record.sequence_number == "49590"
+    decoded = decode_lambda_record(record)
+    assert decoded.events == []
+    [(user_record, error)] = decoded.poison
+    assert error.raw == b"!!not base64!!"
+    assert user_record.data == b"!!not base64!!"
+    assert user_record.sequence_number == "49590"
+
+
+def test_base64_with_characters_outside_the_alphabet_is_poison_with_the_bytes_as_sent() -> None:
+    record = _lambda_record(b"")
+    record["kinesis"]["data"] = "w4MB*AAAAAAA"  # a lenient decoder would drop the '*'
+    [(user_record, error)] = decode_lambda_record(record).poison
+    assert error.code == "corrupt_record"
+    assert user_record.data == b"w4MB*AAAAAAA"

@@ -9,9 +9,9 @@ from typing import Any
 
 import fastavro
 
-from pipelines.archive import ArchivedEvent, read_archive
-from pipelines.codec import encode_event
-from pipelines.records import lambda_user_records
+from pipelines.consumers.archive import ArchivedEvent, read_archive
+from pipelines.contract.codec import encode_event
+from pipelines.stream.records import decode_lambda_record
 from tests.kinesis_events import SHARD_ID, kinesis_record, plain_records
 from tests.unit.test_lake_writer import (
     ARCHIVE,
@@ -37,12 +37,12 @@ def test_every_event_is_archived_once_byte_for_byte_with_its_coordinates(tmp_pat
     batch = mixed_batch(events)
     delivered = {
         (r.sequence_number, r.sub_sequence_number): r
-        for rec in batch
-        for r in lambda_user_records(rec)
+        for decoded in map(decode_lambda_record, batch)
+        for r in map(decoded.user_record, decoded.events)
     }
     writer, _ = local_writer(tmp_path)
 
-    writer.write(batch)
+    writer.process_batch(batch)
     archived = read_all(tmp_path)
 
     assert sorted(a.record.data for a in archived) == sorted(encode_event(e) for e in events)
@@ -62,7 +62,7 @@ def test_archive_files_are_avro_containers_partitioned_by_arrival_hour(tmp_path:
         record["kinesis"]["approximateArrivalTimestamp"] = 1_793_487_000.25 + 300 * n
     writer, _ = local_writer(tmp_path)
 
-    writer.write(batch)
+    writer.process_batch(batch)
 
     paths = sorted((tmp_path / ARCHIVE).rglob("*.avro"))
     hours = {str(p.parent.relative_to(tmp_path / ARCHIVE)) for p in paths}
@@ -90,10 +90,10 @@ def test_archive_keys_and_bytes_are_stable_under_redelivery(tmp_path: Path) -> N
     batch = mixed_batch(sample_events(60))
     writer, _ = local_writer(tmp_path)
 
-    writer.write(batch)
+    writer.process_batch(batch)
     first = {k: v for k, v in files_under(tmp_path).items() if k.startswith(ARCHIVE)}
     other, _ = local_writer(tmp_path)  # a fresh process: nothing shared but the input
-    other.write(batch)
+    other.process_batch(batch)
     second = {k: v for k, v in files_under(tmp_path).items() if k.startswith(ARCHIVE)}
 
     assert first == second
@@ -105,7 +105,7 @@ def test_replayed_events_are_not_archived_again(tmp_path: Path) -> None:
     batch = plain_records(events[:10]) + plain_records([replayed(e) for e in events[10:]], first=11)
     writer, _ = local_writer(tmp_path)
 
-    result = writer.write(batch)
+    result = writer.process_batch(batch)
 
     assert sorted(a.event_id for a in read_all(tmp_path)) == sorted(
         e["metadata"]["event_id"] for e in events[:10]
@@ -117,7 +117,7 @@ def test_replayed_events_are_not_archived_again(tmp_path: Path) -> None:
 def test_a_batch_of_only_replayed_events_writes_no_archive_file(tmp_path: Path) -> None:
     writer, _ = local_writer(tmp_path)
 
-    writer.write(plain_records([replayed(e) for e in sample_events(20)]))
+    writer.process_batch(plain_records([replayed(e) for e in sample_events(20)]))
 
     assert not (tmp_path / ARCHIVE).exists()
 
@@ -127,7 +127,7 @@ def test_poison_records_are_not_archived(tmp_path: Path) -> None:
     junk = kinesis_record(b"junk", "pk", 30)
     writer, kept = local_writer(tmp_path)
 
-    writer.write([*plain_records(events), junk])
+    writer.process_batch([*plain_records(events), junk])
 
     assert len(read_all(tmp_path)) == len(events)
     assert [r.data for r, _ in kept.kept] == [base64.b64decode(junk["kinesis"]["data"])]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipelines.catalog import (
+from pipelines_local.catalog import (
     TABLES_JSON,
     CatalogError,
     glue_columns,
@@ -108,7 +108,7 @@ def test_committed_tables_json_matches_the_schemas():
     expected = render_catalog_tables()
     assert TABLES_JSON.read_text() == expected, (
         "terraform/modules/catalog/tables.json is stale: run "
-        "`python -m pipelines.catalog` and commit the result"
+        "`python -m pipelines_local.catalog` and commit the result"
     )
 
 

@@ -12,7 +12,7 @@ import pytest
 
 def pipeline(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
+        [sys.executable, "-m", "pipelines_local.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,

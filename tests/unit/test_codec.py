@@ -15,7 +15,9 @@ from fastavro.schema import to_parsing_canonical_form
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.codec import HEADER_SIZE, MAGIC, decode_event, encode_event
+from pipelines.contract.codec import HEADER_SIZE, MAGIC, decode_event, encode_event
+from pipelines.contract.events import event_from_json, new_event
+from pipelines.contract.schemas import EVENT_TYPES, default_registry
 from pipelines.errors import (
     CorruptRecordError,
     EventValidationError,
@@ -23,8 +25,6 @@ from pipelines.errors import (
     PoisonRecordError,
     UnknownSchemaError,
 )
-from pipelines.events import event_from_json, new_event
-from pipelines.schemas import EVENT_TYPES, default_registry
 from tests.strategies import events_of
 
 

@@ -10,15 +10,15 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from pipelines.dynamo import (
+from pipelines.adapters.dynamo import (
     DynamoWriter,
     UnprocessedItemsError,
     UpdateOutcome,
     WriteRejectedError,
 )
+from pipelines.consumers.config import RetryPolicy
+from pipelines.consumers.projector.projections import ConditionalUpdate, FactPut
 from pipelines.errors import TransientError
-from pipelines.projections import ConditionalUpdate, FactPut
-from pipelines.settings import RetryPolicy
 from tests.faults import HoldBack, Throttle
 from tests.kinesis_events import TABLES, create_projection_stores
 

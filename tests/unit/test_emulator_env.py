@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.emulator import EmulatorProcess, emulator_env
+from pipelines_local.emulator import EmulatorProcess, emulator_env
 
 
 def test_emulator_env_points_every_client_at_the_endpoint_with_test_credentials() -> None:

@@ -16,7 +16,7 @@ from moto import mock_aws
 from moto.athena.models import AthenaBackend
 from moto.kinesis.models import Shard, kinesis_backends
 
-from pipelines.emulator.patches import apply_patches, patch_names, patched
+from pipelines_local.emulator.patches import apply_patches, patch_names, patched
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

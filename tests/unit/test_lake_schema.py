@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.catalog import METADATA_FIELD, TABLES_JSON, table_name
-from pipelines.lake import LakeTables, hive_type_of
-from pipelines.schemas import EVENT_TYPES, default_registry
+from pipelines.consumers.lake import LakeTables, hive_type_of
+from pipelines.contract.schemas import EVENT_TYPES, default_registry
+from pipelines_local.catalog import METADATA_FIELD, TABLES_JSON, table_name
 
 GLUE_TABLES = json.loads(TABLES_JSON.read_text())
 

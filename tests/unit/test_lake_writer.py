@@ -17,13 +17,14 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.catalog import table_name
-from pipelines.codec import decode_event, encode_event
+from pipelines.adapters.objects import ObjectStore
+from pipelines.consumers.batch import KinesisBatchKernel
+from pipelines.consumers.lake import LakeTables, LakeWriter, table_name
+from pipelines.contract.codec import decode_event, encode_event
+from pipelines.contract.schemas import EVENT_TYPES
 from pipelines.errors import PoisonRecordError, TransientError
-from pipelines.lake import LakeTables, LakeWriter, ObjectStore
-from pipelines.records import UserRecord
-from pipelines.schemas import EVENT_TYPES
-from pipelines.simulator import simulate
+from pipelines.stream.records import UserRecord
+from pipelines_local.simulator import simulate
 from tests.kinesis_events import SHARD_ID, aggregated_record, kinesis_record, plain_records
 
 LAKE, ARCHIVE = "lake", "archive"
@@ -56,13 +57,12 @@ def mixed_batch(events: list[dict[str, Any]], *, first: int = 1) -> list[dict[st
     return records
 
 
-def local_writer(root: Path, quarantine: Any = None) -> tuple[LakeWriter, KeptRecords]:
+def local_writer(root: Path, quarantine: Any = None) -> tuple[KinesisBatchKernel, KeptRecords]:
+    """The lake writer on the batch kernel, writing under ``root``."""
     kept = quarantine or KeptRecords()
     store = ObjectStore(pafs.LocalFileSystem(), concurrency=4)
-    writer = LakeWriter(
-        store, kept, lake_bucket=str(root / LAKE), archive_bucket=str(root / ARCHIVE)
-    )
-    return writer, kept
+    writer = LakeWriter(store, lake_bucket=str(root / LAKE), archive_bucket=str(root / ARCHIVE))
+    return KinesisBatchKernel(writer, kept), kept
 
 
 def read_lake(root: Path, event_type: str) -> pa.Table:
@@ -80,7 +80,7 @@ def test_every_event_lands_once_with_typed_columns(tmp_path: Path) -> None:
     events = sample_events()
     writer, _ = local_writer(tmp_path)
 
-    result = writer.write(mixed_batch(events))
+    result = writer.process_batch(mixed_batch(events))
 
     assert result.errors == [None] * len(result.errors)
     by_type: dict[str, list[dict[str, Any]]] = {}
@@ -124,11 +124,11 @@ def test_object_keys_are_hive_partitions_named_by_shard_and_sequence_range(tmp_p
     batch = mixed_batch(sample_events(60))
     writer, _ = local_writer(tmp_path)
 
-    result = writer.write(batch)
+    result = writer.process_batch(batch)
 
     first, last = batch[0]["kinesis"]["sequenceNumber"], batch[-1]["kinesis"]["sequenceNumber"]
     stem = f"{SHARD_ID}-{first}-{last}"
-    lake_keys = sorted(k.split(f"{LAKE}/", 1)[1] for k in result.keys if f"/{LAKE}/" in k)
+    lake_keys = sorted(k.split(f"{LAKE}/", 1)[1] for k in result.detail if f"/{LAKE}/" in k)
     assert lake_keys
     for key in lake_keys:
         table, partition, name = key.split("/")
@@ -142,11 +142,11 @@ def test_redelivered_batch_overwrites_its_own_objects(tmp_path: Path) -> None:
     batch = mixed_batch(events)
     writer, _ = local_writer(tmp_path)
 
-    first = writer.write(batch)
+    first = writer.process_batch(batch)
     before = files_under(tmp_path)
-    again = writer.write(batch)
+    again = writer.process_batch(batch)
 
-    assert sorted(again.keys) == sorted(first.keys)
+    assert sorted(again.detail) == sorted(first.detail)
     assert files_under(tmp_path) == before  # same keys, same bytes: nothing added
     total = sum(
         read_lake(tmp_path, t).num_rows for t in {e["metadata"]["event_type"] for e in events}
@@ -159,7 +159,7 @@ def test_an_event_delivered_twice_in_a_batch_is_written_once(tmp_path: Path) -> 
     batch = plain_records(events) + plain_records(events[:5], first=len(events) + 1)
     writer, _ = local_writer(tmp_path)
 
-    result = writer.write(batch)
+    result = writer.process_batch(batch)
 
     assert result.counts["EventsSkippedDuplicate"] == 5
     ids = [
@@ -178,7 +178,7 @@ def test_poison_records_are_quarantined_and_the_batch_goes_on(tmp_path: Path) ->
     broken = kinesis_record(encode_event(events[0])[:-3], "pk-truncated", 52)
     writer, kept = local_writer(tmp_path)
 
-    result = writer.write([*good[:10], garbage, unknown, *good[10:], broken])
+    result = writer.process_batch([*good[:10], garbage, unknown, *good[10:], broken])
 
     assert result.errors == [None] * (len(good) + 3)
     assert sorted(r.partition_key for r, _ in kept.kept) == [
@@ -205,7 +205,7 @@ def test_a_failed_write_fails_every_record_so_the_whole_batch_is_redelivered(
     batch = [*plain_records(sample_events(10)), kinesis_record(b"junk", "pk", 40)]
     writer, _ = local_writer(tmp_path, FailingQuarantine())
 
-    result = writer.write(batch)
+    result = writer.process_batch(batch)
 
     assert all(isinstance(error, TransientError) for error in result.errors)
     assert len(result.errors) == len(batch)
@@ -223,7 +223,7 @@ def test_event_date_partitions_follow_utc_event_time(tmp_path: Path) -> None:
     }
     writer, _ = local_writer(tmp_path)
 
-    writer.write(plain_records([late]))
+    writer.process_batch(plain_records([late]))
 
     table = read_lake(tmp_path, late["metadata"]["event_type"])
     assert table["dt"].to_pylist() == ["2026-11-01"]

@@ -1,11 +1,11 @@
-"""``make package``: the same inputs give the same bytes, with what the functions import."""
+"""``make package``: the same inputs give the same bytes, with exactly what the functions import."""
 
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
 
-from pipelines.packaging import build_package
+from pipelines_local.packaging import build_package
 
 
 def test_the_package_is_deterministic_and_complete(tmp_path: Path) -> None:
@@ -21,7 +21,9 @@ def test_the_package_is_deterministic_and_complete(tmp_path: Path) -> None:
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     for needed in (
-        "pipelines/codec.py",
+        "pipelines/contract/codec.py",
+        "pipelines/consumers/batch.py",
+        "functions/projector/handler.py",
         "pipelines/_schemas/EventMetadata.avsc",
         "pipelines/_schemas/history/FINGERPRINTS",
         "fastavro/__init__.py",
@@ -32,5 +34,6 @@ def test_the_package_is_deterministic_and_complete(tmp_path: Path) -> None:
         assert needed in names, needed
     # Built for Lambda (manylinux x86_64, CPython 3.11), not for this machine by accident.
     assert any(n.startswith("fastavro/_read.cpython-311-x86_64-linux-gnu") for n in names)
-    # Local-only tooling stays out.
-    assert not [n for n in names if n.startswith(("pipelines/emulator/", "pipelines/infra/"))]
+    # What runs on a laptop is another folder, and not in the package.
+    assert not [n for n in names if n.startswith("pipelines_local/")]
+    assert "functions/requirements.txt" not in names

@@ -8,10 +8,15 @@ from typing import Any
 
 import pytest
 
-from pipelines.codec import decode_event, encode_event
+from pipelines.consumers.projector.projections import (
+    ConditionalUpdate,
+    FactPut,
+    Projections,
+    iso_millis,
+)
+from pipelines.contract.codec import decode_event, encode_event
+from pipelines.contract.events import new_event
 from pipelines.errors import InvalidEventError
-from pipelines.events import new_event
-from pipelines.projections import ConditionalUpdate, FactPut, Projections, iso_millis
 from tests.kinesis_events import TABLES
 
 AT = datetime(2026, 11, 1, 12, 30, 5, 123000, tzinfo=UTC)

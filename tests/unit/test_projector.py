@@ -12,11 +12,12 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from pipelines.codec import encode_event
-from pipelines.events import new_event
-from pipelines.projector import KeyOrderError, Projector, build_projector
-from pipelines.settings import RetryPolicy
-from pipelines.simulator import simulate
+from pipelines.adapters.retry import RetryPolicy
+from pipelines.consumers.batch import KeyOrderError, KinesisBatchKernel
+from pipelines.consumers.projector.projector import build_projector
+from pipelines.contract.codec import encode_event
+from pipelines.contract.events import new_event
+from pipelines_local.simulator import simulate
 from tests.faults import HoldBack
 from tests.kinesis_events import (
     BUCKET,
@@ -64,7 +65,7 @@ def metrics() -> Recorded:
 
 
 @pytest.fixture
-def projector(clients: tuple[Any, Any], metrics: Recorded) -> Projector:
+def projector(clients: tuple[Any, Any], metrics: Recorded) -> KinesisBatchKernel:
     settings = projector_settings(retry=RetryPolicy(max_attempts=2, base_delay=0.001))
     return build_projector(settings, *clients, metrics=metrics)
 
@@ -110,10 +111,12 @@ def _activities(dynamodb: Any, user: str) -> int:
     )
 
 
-def test_a_mixed_batch_lands_in_every_read_model(projector: Projector, clients: Any) -> None:
+def test_a_mixed_batch_lands_in_every_read_model(
+    projector: KinesisBatchKernel, clients: Any
+) -> None:
     events = simulate(400, seed=7).events
     records = [*plain_records(events[:150]), aggregated_record(events[150:], 200)]
-    errors = projector.project_records(records)
+    errors = projector.process_batch(records).errors
     assert errors == [None] * len(records)
     contents = table_contents(clients[0])
     expected_facts = {
@@ -129,21 +132,21 @@ def test_a_mixed_batch_lands_in_every_read_model(projector: Projector, clients: 
     assert {i["user_id"]["S"] for i in contents[TABLES.users]} >= users
 
 
-def test_redelivered_batch_changes_nothing(projector: Projector, clients: Any) -> None:
+def test_redelivered_batch_changes_nothing(projector: KinesisBatchKernel, clients: Any) -> None:
     events = simulate(300, seed=11).events
     records = [*plain_records(events[:100]), aggregated_record(events[100:], 200)]
-    projector.project_records(records)
+    projector.process_batch(records)
     before = table_contents(clients[0])
-    assert projector.project_records(records) == [None] * len(records)
+    assert projector.process_batch(records).errors == [None] * len(records)
     assert table_contents(clients[0]) == before
 
 
 def test_stale_and_duplicate_versions_are_skipped_not_failed(
-    projector: Projector, clients: Any, metrics: Recorded
+    projector: KinesisBatchKernel, clients: Any, metrics: Recorded
 ) -> None:
     v1, v2, v3 = _user_events("user-1", range(1, 4))
-    projector.project_records(plain_records([v1, v3]))
-    errors = projector.project_records(plain_records([v2, v3], first=10))
+    projector.process_batch(plain_records([v1, v3]))
+    errors = projector.process_batch(plain_records([v2, v3], first=10)).errors
     assert errors == [None, None]
     user = _user(clients[0], "user-1")
     assert user is not None
@@ -155,24 +158,24 @@ def test_stale_and_duplicate_versions_are_skipped_not_failed(
 
 
 def test_an_event_repeated_in_one_batch_is_applied_once(
-    projector: Projector, clients: Any, metrics: Recorded
+    projector: KinesisBatchKernel, clients: Any, metrics: Recorded
 ) -> None:
     activity = _activity("user-1")
     records = plain_records([activity, activity])
-    assert projector.project_records(records) == [None, None]
+    assert projector.process_batch(records).errors == [None, None]
     assert _activities(clients[0], "user-1") == 1
     assert metrics.values["EventsSkippedDuplicate"] == 1
     assert metrics.values["EventsProjected"] == 1
 
 
 def test_unlanded_writes_fail_their_record_and_later_records_of_the_same_key(
-    projector: Projector, clients: Any, metrics: Recorded
+    projector: KinesisBatchKernel, clients: Any, metrics: Recorded
 ) -> None:
     dynamodb = clients[0]
     first = _activity("user-a", 1)
     HoldBack(dynamodb, lambda item: item["event_id"]["S"] == first["metadata"]["event_id"])
     batch = [first, _activity("user-b", 2), _activity("user-a", 3), _activity("user-c", 4)]
-    errors = projector.project_records(plain_records(batch))
+    errors = projector.process_batch(plain_records(batch)).errors
     assert errors[0] is not None and errors[2] is not None
     assert isinstance(errors[2], KeyOrderError)
     assert errors[1] is None and errors[3] is None
@@ -184,7 +187,7 @@ def test_unlanded_writes_fail_their_record_and_later_records_of_the_same_key(
 
 
 def test_a_failure_blocks_records_that_share_any_key_with_it(
-    projector: Projector, clients: Any
+    projector: KinesisBatchKernel, clients: Any
 ) -> None:
     dynamodb = clients[0]
     failing = _activity("user-a", 1)
@@ -194,34 +197,34 @@ def test_a_failure_blocks_records_that_share_any_key_with_it(
         aggregated_record([_activity("user-a", 2), _activity("user-b", 2)], 10),
         *plain_records([_activity("user-b", 3), _activity("user-d", 3)], first=20),
     ]
-    errors = projector.project_records(records)
+    errors = projector.process_batch(records).errors
     # the aggregate meets user-a; then user-b is blocked because the aggregate failed
     assert [e is None for e in errors] == [False, False, False, True]
     assert _activities(dynamodb, "user-b") == 0
 
 
-def test_an_aggregate_fails_as_a_whole(projector: Projector, clients: Any) -> None:
+def test_an_aggregate_fails_as_a_whole(projector: KinesisBatchKernel, clients: Any) -> None:
     dynamodb = clients[0]
     events = [_activity(f"user-{n}", n) for n in range(40)]
     held = events[33]["metadata"]["event_id"]
     # held back for both attempts of the first delivery (the budget is 2), then it passes
     HoldBack(dynamodb, lambda item: item["event_id"]["S"] == held, times=2)
-    errors = projector.project_records([aggregated_record(events, 1)])
+    errors = projector.process_batch([aggregated_record(events, 1)]).errors
     assert errors[0] is not None
     assert _activities(dynamodb, "user-33") == 0
     # redelivered once the fault has passed, the whole aggregate lands exactly once
-    assert projector.project_records([aggregated_record(events, 1)]) == [None]
+    assert projector.process_batch([aggregated_record(events, 1)]).errors == [None]
     assert sum(_activities(dynamodb, f"user-{n}") for n in range(40)) == 40
 
 
 def test_poison_record_is_quarantined_and_the_batch_goes_on(
-    projector: Projector, clients: Any, metrics: Recorded
+    projector: KinesisBatchKernel, clients: Any, metrics: Recorded
 ) -> None:
     dynamodb, s3 = clients
     garbage = b"\xc3\x01not an event at all"
     good = _activity("user-1")
     records = [kinesis_record(garbage, "user-9", 1), *plain_records([good], first=2)]
-    assert projector.project_records(records) == [None, None]
+    assert projector.process_batch(records).errors == [None, None]
     assert _activities(dynamodb, "user-1") == 1
     prefix = "projector/shardId-000000000006/"
     seq = records[0]["kinesis"]["sequenceNumber"]
@@ -238,7 +241,7 @@ def test_poison_record_is_quarantined_and_the_batch_goes_on(
 
 
 def test_poison_inside_an_aggregate_is_quarantined_and_the_rest_lands(
-    projector: Projector, clients: Any
+    projector: KinesisBatchKernel, clients: Any
 ) -> None:
     dynamodb, s3 = clients
     good = [_activity("user-1", 1), _activity("user-2", 2)]
@@ -248,17 +251,17 @@ def test_poison_inside_an_aggregate_is_quarantined_and_the_rest_lands(
         ("user-2", encode_event(good[1])),
     ]
     record = aggregated_record(items, 1)
-    assert projector.project_records([record]) == [None]
+    assert projector.process_batch([record]).errors == [None]
     assert _activities(dynamodb, "user-1") == _activities(dynamodb, "user-2") == 1
     seq = record["kinesis"]["sequenceNumber"]
     key = f"projector/shardId-000000000006/{seq}-1.avro"
     assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"junk"
 
 
-def test_an_invalid_event_is_quarantined(projector: Projector, clients: Any) -> None:
+def test_an_invalid_event_is_quarantined(projector: KinesisBatchKernel, clients: Any) -> None:
     body = {"user_id": "user-1", "name": "No version"}
     event = new_event("UserProfileUpdated", body, producer="t", occurred_at=START)
-    assert projector.project_records(plain_records([event])) == [None]
+    assert projector.process_batch(plain_records([event])).errors == [None]
     objects = clients[1].list_objects_v2(Bucket=BUCKET)["Contents"]
     assert {o["Key"].rsplit(".", 1)[1] for o in objects} == {"avro", "json"}
     assert _user(clients[0], "user-1") is None

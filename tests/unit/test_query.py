@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
-from pipelines.codec import decode_event, encode_event
-from pipelines.lake import LakeTables
-from pipelines.query import (
+from pipelines.consumers.lake import LakeTables
+from pipelines.contract.codec import decode_event, encode_event
+from pipelines_local.query import (
     LocalEngine,
     QueryError,
     QueryResult,
@@ -24,9 +24,8 @@ from pipelines.query import (
     named_query,
     to_duckdb_sql,
 )
-from pipelines.query.named import render_template
-from pipelines.query.target import LakeTarget
-from pipelines.simulator import simulate
+from pipelines_local.query.named import render_template
+from pipelines_local.simulator import simulate
 
 
 def run_on_duckdb(athena_sql: str, **tables: pa.Table) -> list[tuple[object, ...]]:
@@ -129,15 +128,6 @@ def test_template_escapes_and_missing_variables():
     assert render_template("a ${x} $${y}", {"x": "1"}) == "a 1 ${y}"
     with pytest.raises(QueryError, match="'z'"):
         render_template("${z}", {})
-
-
-def test_workspace_names_follow_the_terraform_naming():
-    target = LakeTarget.for_workspace("dev", "123456789012")
-    assert target == LakeTarget(
-        lake_bucket="pipelines-dev-lake-123456789012",
-        database="pipelines_dev",
-        workgroup="pipelines-dev",
-    )
 
 
 def test_engine_over_an_empty_lake_sees_empty_tables_with_the_glue_columns(tmp_path: Path):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.runtime import CheckpointError, CheckpointStore
+from pipelines_local.runtime import CheckpointError, CheckpointStore
 
 
 def test_checkpoints_survive_a_new_store(tmp_path: Path) -> None:

@@ -10,23 +10,23 @@ from typing import Any
 
 import pytest
 
-from pipelines.runtime.context import LambdaContext, function_environment
-from pipelines.runtime.destinations import (
+from pipelines_local.runtime.context import LambdaContext, function_environment
+from pipelines_local.runtime.destinations import (
     RETRY_ATTEMPTS_EXHAUSTED,
     FailedBatch,
     invocation_record,
     iso_timestamp,
 )
-from pipelines.runtime.discovery import (
+from pipelines_local.runtime.discovery import (
     INFINITE,
     FunctionConfig,
     MappingConfig,
     function_name_of,
     source_kind,
 )
-from pipelines.runtime.errors import RuntimeConfigError
-from pipelines.runtime.events import StreamRecord, kinesis_event, sqs_event
-from pipelines.runtime.invoker import Invoker
+from pipelines_local.runtime.errors import RuntimeConfigError
+from pipelines_local.runtime.events import StreamRecord, kinesis_event, sqs_event
+from pipelines_local.runtime.invoker import Invoker
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 FUNCTION = FunctionConfig(
@@ -179,7 +179,7 @@ def test_powertools_batch_processor_reads_our_events_and_we_read_its_response() 
         process_partial_response,
     )
 
-    from pipelines.runtime.responses import read_batch_response
+    from pipelines_local.runtime.responses import read_batch_response
 
     records = [
         StreamRecord("shardId-000000000000", str(n), "k", b"%d" % n, 1.0) for n in (8, 9, 10)

@@ -9,7 +9,7 @@ from pathlib import Path
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from pipelines.runtime.logs import FunctionOutput
+from pipelines_local.runtime.logs import FunctionOutput
 
 
 def test_function_output_goes_to_its_log_and_emf_metrics_are_summed(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.runtime.responses import read_batch_response
+from pipelines_local.runtime.responses import read_batch_response
 
 BATCH = ["101", "102", "103"]
 

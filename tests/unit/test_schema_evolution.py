@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.codec import Codec
+from pipelines.contract.codec import Codec
+from pipelines.contract.schemas import EVENT_TYPES, SchemaRegistry, check_can_read, schemas_dir
 from pipelines.errors import SchemaCompatibilityError
-from pipelines.schemas import EVENT_TYPES, SchemaRegistry, check_can_read, schemas_dir
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_a_compatible_change_is_released_and_old_events_still_decode(tmp_path: P
     root = _copy_schemas(tmp_path)
     old_registry = SchemaRegistry(root)
     old_codec = Codec(old_registry)
-    from pipelines.events import new_event
+    from pipelines.contract.events import new_event
 
     event = new_event(
         "MetricRecorded",

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.codec import decode_event, encode_event
-from pipelines.simulator import Workload, simulate
+from pipelines.contract.codec import decode_event, encode_event
+from pipelines_local.simulator import Workload, simulate
 
 EVENT_TYPES = {
     "UserRegistered",
@@ -105,7 +105,7 @@ def test_deterministic_per_seed_and_start() -> None:
 def test_deterministic_across_processes() -> None:
     """String hashing is randomised per process; the workload must not depend on it."""
     script = (
-        "import hashlib; from pipelines.simulator import simulate; "
+        "import hashlib; from pipelines_local.simulator import simulate; "
         "print(hashlib.sha256(repr(simulate(3000, 5)).encode()).hexdigest())"
     )
     digests = {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.infra.cli_config import render_cli_config, write_cli_config
-from pipelines.infra.override import OVERRIDE_FILE, prepare_module, render_override
-from pipelines.infra.stack import var_file_for
+from pipelines_local.infra.cli_config import render_cli_config, write_cli_config
+from pipelines_local.infra.override import OVERRIDE_FILE, prepare_module, render_override
+from pipelines_local.infra.stack import var_file_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.infra.cli_config import provider_mirror, write_cli_config
-from pipelines.infra.terraform import Terraform
+from pipelines_local.infra.cli_config import provider_mirror, write_cli_config
+from pipelines_local.infra.terraform import Terraform
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = ROOT / "terraform"

@@ -1,5 +1,5 @@
 locals {
-  # Generated from the Avro schemas by `python -m pipelines.catalog`; a unit test keeps it current.
+  # Generated from the Avro schemas by `python -m pipelines_local.catalog`; a unit test keeps it current.
   tables        = jsondecode(file("${path.module}/tables.json"))
   database_name = replace(var.name_prefix, "-", "_")
 }

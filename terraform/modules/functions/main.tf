@@ -131,6 +131,7 @@ resource "aws_lambda_function" "this" {
   role                           = aws_iam_role.this.arn
   handler                        = var.handler
   runtime                        = var.runtime
+  architectures                  = [var.architecture]
   s3_bucket                      = var.package.s3_bucket
   s3_key                         = var.package.s3_key
   s3_object_version              = var.package.s3_object_version

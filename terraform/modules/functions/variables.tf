@@ -24,13 +24,22 @@ variable "handler" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime."
+  description = "Lambda runtime (the root module reads it from terraform/lambda.json, with the package's build)."
   type        = string
-  default     = "python3.12"
 
   validation {
     condition     = contains(["python3.11", "python3.12", "python3.13"], var.runtime)
     error_message = "runtime must be python3.11, python3.12 or python3.13."
+  }
+}
+
+variable "architecture" {
+  description = "Instruction set the package's dependencies were built for."
+  type        = string
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
   }
 }
 

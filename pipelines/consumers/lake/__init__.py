@@ -1,0 +1,16 @@
+"""The lake: one Parquet dataset per event type, and the writer that fills it and the archive."""
+
+from pipelines.consumers.lake.parquet import LakeFile, LakeTables
+from pipelines.consumers.lake.schema import hive_type_of, lake_schema, table_name
+from pipelines.consumers.lake.writer import LakeWriter, batch_stem, build_lake_writer
+
+__all__ = [
+    "LakeFile",
+    "LakeTables",
+    "LakeWriter",
+    "batch_stem",
+    "build_lake_writer",
+    "hive_type_of",
+    "lake_schema",
+    "table_name",
+]

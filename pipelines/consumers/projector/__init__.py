@@ -1,0 +1,1 @@
+"""The projector: events into the DynamoDB read models."""

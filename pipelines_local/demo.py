@@ -1,0 +1,275 @@
+"""The main job: the whole pipeline on the embedded emulator, with a summary.
+
+Brings the ``local`` workspace up (emulator started, Terraform applied),
+produces a seeded workload through the producer, runs the consumers that
+Terraform deployed on the local runtime until they have caught up, and reports
+what happened to every event, by type, from the metrics the functions emitted
+(as CloudWatch would read them) and the on-failure destinations. Everything is
+torn down unless asked to keep it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipelines.consumers.metrics import (
+    EVENT_TYPE,
+    EVENTS_PROJECTED,
+    EVENTS_QUARANTINED,
+    EVENTS_SKIPPED_DUPLICATE,
+    EVENTS_SKIPPED_STALE,
+    UNKNOWN_TYPE,
+)
+from pipelines.errors import PoisonRecordError
+from pipelines.stream.producer import Producer
+from pipelines.stream.records import decode_stream_record
+from pipelines_local.deadletters import batch_events, failed_batches
+from pipelines_local.infra import stack
+from pipelines_local.query import LocalEngine, format_result, named_query
+from pipelines_local.runtime.runner import LocalRuntime
+from pipelines_local.simulator import simulate
+from pipelines_local.workspace import DEFAULT_WORKSPACE, Workspace
+
+# Progress callback: (step, done, total); total None for a step without a count.
+Progress = Callable[[str, int, int | None], None]
+CHUNK = 10_000
+SIMULATED_DAYS = 3  # the simulator spreads event time over three days
+CONSUME_TIMEOUT_SECONDS = 1_800
+
+
+@dataclass
+class DemoReport:
+    workspace: str
+    endpoint_url: str
+    stream_name: str
+    events: int
+    seed: int
+    produced: dict[str, int] = field(default_factory=dict)
+    on_stream: dict[str, int] = field(default_factory=dict)
+    shards: dict[str, int] = field(default_factory=dict)
+    kinesis_records: int = 0
+    projected: dict[str, int] = field(default_factory=dict)
+    duplicates_skipped: dict[str, int] = field(default_factory=dict)
+    stale_skipped: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    dead_lettered: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, dict[str, int]] = field(default_factory=dict)
+    lake: dict[str, Any] = field(default_factory=dict)
+    daily_analytics: list[dict[str, Any]] = field(default_factory=list)
+    archive: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    kept: bool = False
+
+    @property
+    def events_per_second(self) -> float:
+        """Events produced and consumed per second, end to end (deployment excluded)."""
+        busy = self.seconds.get("produce", 0.0) + self.seconds.get("consume", 0.0)
+        return round(self.events / busy, 1) if busy else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workspace": self.workspace,
+            "endpoint_url": self.endpoint_url if self.kept else None,
+            "stream_name": self.stream_name,
+            "events": self.events,
+            "seed": self.seed,
+            "produced": self.produced,
+            "on_stream": self.on_stream,
+            "shards": self.shards,
+            "kinesis_records": self.kinesis_records,
+            "projected": self.projected,
+            "duplicates_skipped": self.duplicates_skipped,
+            "stale_skipped": self.stale_skipped,
+            "quarantined": self.quarantined,
+            "dead_lettered": self.dead_lettered,
+            "alerts": self.alerts,
+            "lake": self.lake,
+            "daily_analytics": self.daily_analytics,
+            "archive": self.archive,
+            "runtime": self.runtime,
+            "events_per_second": self.events_per_second,
+            "seconds": self.seconds,
+            "kept": self.kept,
+        }
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[step] = round(time.perf_counter() - start, 2)
+
+
+def _count_stream(kinesis: Any, stream: str, report: DemoReport) -> None:
+    seen: Counter[str] = Counter()
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        shard_id = shard["ShardId"]
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            for record in page["Records"]:
+                report.kinesis_records += 1
+                decoded = decode_stream_record(
+                    record["Data"],
+                    partition_key=record["PartitionKey"],
+                    sequence_number=record["SequenceNumber"],
+                )
+                for delivered in decoded.events:
+                    seen[delivered.event.event_type] += 1
+                report.shards[shard_id] = report.shards.get(shard_id, 0) + len(decoded.events)
+                if decoded.poison:
+                    seen[UNKNOWN_TYPE] += len(decoded.poison)
+            if not page["Records"]:
+                break
+            iterator = page.get("NextShardIterator")
+    report.on_stream = dict(sorted(seen.items()))
+
+
+# The events table reports what the projector did to every event.
+PROJECTOR_SERVICE = "projector"
+
+
+def _by_type(runtime: LocalRuntime, metric: str) -> dict[str, int]:
+    metrics = runtime.output.metrics
+    by_type = metrics.by_dimension(metric, EVENT_TYPE, service=PROJECTOR_SERVICE)
+    return {t: int(n) for t, n in sorted(by_type.items()) if n}
+
+
+def _summarise_consumers(runtime: LocalRuntime, report: DemoReport, workspace: Workspace) -> None:
+    report.projected = _by_type(runtime, EVENTS_PROJECTED)
+    report.duplicates_skipped = _by_type(runtime, EVENTS_SKIPPED_DUPLICATE)
+    report.stale_skipped = _by_type(runtime, EVENTS_SKIPPED_STALE)
+    report.quarantined = _by_type(runtime, EVENTS_QUARANTINED)
+    sqs = workspace.client("sqs")
+    kinesis = workspace.client("kinesis")
+    dead: Counter[str] = Counter()
+    destinations = {p.mapping.on_failure_destination for p in runtime.pollers}
+    for arn in sorted(d for d in destinations if d and d.startswith("arn:aws:sqs:")):
+        queue_url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
+        for batch in failed_batches(sqs, queue_url):
+            for item in batch_events(kinesis, batch):
+                is_poison = isinstance(item, PoisonRecordError)
+                dead[UNKNOWN_TYPE if is_poison else item.event_type] += 1  # type: ignore[union-attr]
+    report.dead_lettered = dict(sorted(dead.items()))
+
+
+def _objects_summary(s3: Any, bucket: str) -> dict[str, Any]:
+    """Objects, bytes and partitions (``<dataset>/<key>=<value>/...`` folders) in a bucket."""
+    objects = 0
+    size = 0
+    partitions: set[str] = set()
+    datasets: dict[str, int] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            objects += 1
+            size += int(item["Size"])
+            parts = item["Key"].split("/")
+            partitions.add("/".join(parts[:-1]))
+            datasets[parts[0]] = datasets.get(parts[0], 0) + 1
+    return {"objects": objects, "bytes": size, "partitions": len(partitions), "datasets": datasets}
+
+
+def _score_alerts(
+    dynamodb: Any, table: str, injected: dict[str, list[str]]
+) -> dict[str, dict[str, int]]:
+    """Alerts raised, by rule, against the cases the simulator injected."""
+    raised: dict[str, set[str]] = {}
+    for page in dynamodb.get_paginator("scan").paginate(
+        TableName=table,
+        ProjectionExpression="#r, event_id",
+        ExpressionAttributeNames={"#r": "rule"},
+    ):
+        for item in page["Items"]:
+            raised.setdefault(item["rule"]["S"], set()).add(item["event_id"]["S"])
+    scores = {}
+    for rule in sorted(set(injected) | set(raised)):
+        expected = set(injected.get(rule, []))
+        got = raised.get(rule, set())
+        scores[rule] = {
+            "injected": len(expected),
+            "caught": len(expected & got),
+            "missed": len(expected - got),
+            "extra": len(got - expected),
+        }
+    return scores
+
+
+def run_demo(
+    events: int = 5_000,
+    seed: int = 1,
+    *,
+    workspace: str = DEFAULT_WORKSPACE,
+    keep: bool = False,
+    progress: Progress | None = None,
+) -> DemoReport:
+    """Run the whole story once; see the module docstring."""
+    notify = progress or (lambda step, done, total: None)
+    seconds: dict[str, float] = {}
+    notify("deploying (emulator + terraform apply)", 0, None)
+    with _timed(seconds, "deploy"):
+        up = stack.up(workspace)
+    deployed = Workspace.load(workspace)
+    stream = deployed.stream_name
+    report = DemoReport(workspace, up.endpoint_url, stream, events, seed, seconds=seconds)
+    try:
+        # Event time ends today, so the daily analytics' seven-day window sees it.
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        simulated = simulate(events, seed, start=today - timedelta(days=SIMULATED_DAYS - 1))
+        workload = simulated.events
+        report.produced = dict(
+            sorted(Counter(e["metadata"]["event_type"] for e in workload).items())
+        )
+        kinesis = deployed.client("kinesis")
+        producer = Producer(kinesis, stream)
+        with _timed(seconds, "produce"):
+            for start in range(0, len(workload), CHUNK):
+                producer.put_events(workload[start : start + CHUNK])
+                notify("producing", min(start + CHUNK, len(workload)), len(workload))
+        notify("reading the stream back", 0, None)
+        with _timed(seconds, "read_back"):
+            _count_stream(kinesis, stream, report)
+        runtime = deployed.runtime()
+
+        def consumed(rt: LocalRuntime) -> None:
+            metrics = rt.output.metrics
+            done = sum(
+                int(metrics.total(name, service=PROJECTOR_SERVICE))
+                for name in (EVENTS_PROJECTED, EVENTS_QUARANTINED, EVENTS_SKIPPED_DUPLICATE)
+            )
+            notify("consuming (local runtime)", min(done, len(workload)), len(workload))
+
+        with _timed(seconds, "consume"):
+            result = runtime.run(
+                until_drained=True, max_seconds=CONSUME_TIMEOUT_SECONDS, progress=consumed
+            )
+        report.runtime = result.to_dict()
+        _summarise_consumers(runtime, report, deployed)
+        s3 = deployed.client("s3")
+        report.lake = _objects_summary(s3, deployed.bucket("lake"))
+        report.archive = _objects_summary(s3, deployed.bucket("archive"))
+        engine = LocalEngine(deployed.bucket("lake"), deployed.filesystem())
+        analytics = engine.execute(named_query("daily_analytics"))
+        report.daily_analytics = json.loads(format_result(analytics, "json"))
+        report.alerts = _score_alerts(
+            deployed.client("dynamodb"), deployed.table("alerts"), simulated.injected
+        )
+    finally:
+        if keep:
+            report.kept = True
+        else:
+            notify("tearing down (terraform destroy)", 0, None)
+            with _timed(seconds, "teardown"):
+                stack.down(workspace)
+    return report
