@@ -1,14 +1,20 @@
-"""Shared fixtures: the embedded emulator, started once per test session.
+"""Shared fixtures: the deployed stack and the embedded emulator, each once per test session.
 
-* ``emulator`` - the running :class:`~pipelines_local.emulator.EmulatorProcess` (session scope).
+* ``deployed`` - the real root module applied once, by ``pipeline up``, to a workspace of
+  its own on an embedded emulator of its own (session scope); a
+  :class:`tests.stack.DeployedStack` with the workspace's Terraform outputs. Integration
+  and contract tests take tables, buckets, functions and their environments from it.
+* ``emulator`` - a plain emulator for tests of the emulator and the local runtime that
+  create their own streams, queues and functions (session scope).
 * ``aws_env`` - ``os.environ`` pointed at the emulator for one test (endpoint, test credentials,
   us-east-1); returns the variables it set.
-* ``clean_emulator`` - the emulator, emptied (``/moto-api/reset``) before the test.
 * ``aws_client`` - ``aws_client("kinesis")`` builds a boto3 client bound to the emulator.
 """
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,7 +22,14 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from pipelines_local.emulator import EmulatorProcess, emulator_env, start_emulator
+from pipelines_local.emulator import EmulatorProcess, emulator_env, start_emulator, stop_emulator
+from pipelines_local.infra import stack
+from pipelines_local.infra.cli_config import provider_mirror
+from pipelines_local.workspace import Workspace
+from tests.stack import DeployedStack
+
+# The session's workspace: a name of its own, so that it never meets a developer's.
+SESSION_WORKSPACE = f"it-{uuid.uuid4().hex[:6]}"
 
 # Credentials and settings that would send a client somewhere other than the emulator.
 _FOREIGN_AWS_VARIABLES = (
@@ -29,6 +42,35 @@ _FOREIGN_AWS_VARIABLES = (
 )
 
 CLIENT_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"})
+
+
+@pytest.fixture(scope="session")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployedStack]:
+    """The root module applied once for the session; stopped, not destroyed, at its end.
+
+    Destroying is tested once, on a workspace of its own (tests/integration/
+    test_terraform_stack.py); here the emulator holding the workspace simply stops.
+    """
+    if shutil.which("terraform") is None or not provider_mirror().is_dir():
+        pytest.skip("terraform or its provider mirror is not installed")
+    state_dir = tmp_path_factory.mktemp("session-stack")
+    up = stack.up(SESSION_WORKSPACE, state_dir=state_dir)
+    try:
+        yield DeployedStack(up, Workspace.load(SESSION_WORKSPACE, state_dir))
+    finally:
+        if up.emulator_pid is not None:
+            stop_emulator(up.emulator_pid)
+
+
+@pytest.fixture
+def deployed_env(deployed: DeployedStack, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point the environment at the deployed stack's emulator for this test."""
+    for name in _FOREIGN_AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    env = emulator_env(deployed.endpoint_url)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -47,17 +89,6 @@ def aws_env(emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> dict[
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
-
-
-@pytest.fixture
-def clean_emulator(emulator: EmulatorProcess) -> EmulatorProcess:
-    """The emulator with every resource forgotten, for a test that needs an empty account.
-
-    The emulator is shared by the whole session: a test that resets it must not rely on
-    resources other fixtures created (a Terraform apply, say) still being there afterwards.
-    """
-    emulator.reset()
-    return emulator
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Test helpers: Lambda Kinesis events as AWS documents them, and the projection tables.
+"""Test helpers: Lambda Kinesis events as AWS documents them, and reading tables back.
 
 The event shape follows the sample in the Lambda developer guide ("Using Lambda
 with Kinesis"): ``Records[].kinesis`` with base64 ``data``, ``eventID`` =
@@ -8,7 +8,7 @@ with Kinesis"): ``Records[].kinesis`` with base64 ``data``, ``eventID`` =
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pipelines.consumers.batch import Batch, KinesisBatchKernel
@@ -27,15 +27,6 @@ TABLES = TableNames(
     image_analysis="test-image-analysis",
 )
 BUCKET = "test-quarantine"
-
-# Mirrors terraform/modules/projections/main.tf: every key attribute is a string.
-_KEYS: dict[str, tuple[str, str | None]] = {
-    TABLES.users: ("user_id", None),
-    TABLES.user_activities: ("user_id", "timestamp"),
-    TABLES.system_metrics: ("metric_id", None),
-    TABLES.transactions: ("transaction_id", None),
-    TABLES.image_analysis: ("image_key", None),
-}
 
 
 def projector_settings(**overrides: Any) -> ProjectorSettings:
@@ -60,38 +51,10 @@ def settings_env() -> dict[str, str]:
     }
 
 
-def create_projection_stores(dynamodb: Any, s3: Any) -> None:
-    """The five read-model tables (keys as Terraform makes them) and the quarantine bucket."""
-    for name, (hash_key, range_key) in _KEYS.items():
-        keys = [(hash_key, "HASH")] + ([(range_key, "RANGE")] if range_key else [])
-        attributes = {k for k, _ in keys}
-        extra: dict[str, Any] = {}
-        if name == TABLES.transactions:
-            attributes |= {"user_id", "timestamp"}
-            extra["GlobalSecondaryIndexes"] = [
-                {
-                    "IndexName": "UserTransactionsIndex",
-                    "KeySchema": [
-                        {"AttributeName": "user_id", "KeyType": "HASH"},
-                        {"AttributeName": "timestamp", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ]
-        dynamodb.create_table(
-            TableName=name,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
-            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
-            **extra,
-        )
-    s3.create_bucket(Bucket=BUCKET)
-
-
-def table_contents(dynamodb: Any) -> dict[str, list[dict[str, Any]]]:
-    """Every item of every read model, in a stable order."""
+def table_contents(dynamodb: Any, tables: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Every item of every table of ``tables`` (kind -> name), by kind, in a stable order."""
     out = {}
-    for name in _KEYS:
+    for kind, name in tables.items():
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"TableName": name}
         while True:
@@ -100,7 +63,7 @@ def table_contents(dynamodb: Any) -> dict[str, list[dict[str, Any]]]:
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        out[name] = sorted(items, key=repr)
+        out[kind] = sorted(items, key=repr)
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,56 +12,33 @@ from typing import Any
 import pytest
 
 from functions.alerter import handler
-from pipelines.consumers.alerts import AlerterSettings
 from pipelines.consumers.alerts.rules import anomaly_severity
+from pipelines.consumers.config import AlerterSettings
 from pipelines.contract.events import new_event
 from pipelines_local.simulator import simulate
 from tests.kinesis_events import aggregated_record, kinesis_event, plain_records
+from tests.stack import DeployedStack
 
 pytestmark = pytest.mark.integration
 
-ALERTS = "test-alerts"
-BASELINES = "test-metric-baselines"
-RECENT = "test-recent-transactions"
-BUCKET = "test-alerter-quarantine"
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
 
-class Context:
-    function_name = "pipelines-test-alerter"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:pipelines-test-alerter"
-    memory_limit_in_mb = 512
-    aws_request_id = "d7af9ac6-7b61-11e6-9a41-93e812345678"
-    log_group_name = "/aws/lambda/pipelines-test-alerter"
-    log_stream_name = "2026/11/01/[$LATEST]local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 class Stack:
-    """The alerter's tables, topics and two subscribed queues: everything, and critical only."""
+    """The alerter as deployed, on copies of its tables, bucket and topics, with two queues
+    subscribed to the topics: everything, and critical only."""
 
-    def __init__(self, client: Callable[[str], Any]) -> None:
-        self.dynamodb, self.sns, self.sqs = client("dynamodb"), client("sns"), client("sqs")
-        for name, hash_key, range_key in (
-            (ALERTS, "alert_id", None),
-            (BASELINES, "source", "metric_name"),
-            (RECENT, "user_id", "timestamp"),
-        ):
-            keys = [(hash_key, "HASH")] + ([(range_key, "RANGE")] if range_key else [])
-            self.dynamodb.create_table(
-                TableName=name,
-                BillingMode="PAY_PER_REQUEST",
-                KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
-                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
-            )
-        client("s3").create_bucket(Bucket=BUCKET)
-        self.anomaly = self.sns.create_topic(Name="test-anomaly-alerts")["TopicArn"]
-        self.fraud = self.sns.create_topic(Name="test-fraud-alerts")["TopicArn"]
-        self.everything = self._queue("test-all-alerts", None)
-        self.critical = self._queue("test-critical-alerts", {"severity": ["critical"]})
+    def __init__(self, deployed: DeployedStack) -> None:
+        self.isolated = deployed.isolated("alerter")
+        self.dynamodb = deployed.client("dynamodb")
+        self.sns, self.sqs = deployed.client("sns"), deployed.client("sqs")
+        self.alerts = self.isolated.tables["alerts"]
+        self.anomaly = self.isolated.topics["anomaly_alerts"]
+        self.fraud = self.isolated.topics["fraud_alerts"]
+        suffix = self.alerts.rsplit("-", 1)[-1]
+        self.context = deployed.context("alerter")
+        self.everything = self._queue(f"all-alerts-{suffix}", None)
+        self.critical = self._queue(f"critical-alerts-{suffix}", {"severity": ["critical"]})
 
     def _queue(self, name: str, policy: dict[str, Any] | None) -> str:
         url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -75,18 +52,12 @@ class Stack:
             self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes=attributes)
         return url
 
+    def invoke(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        response: dict[str, Any] = handler.lambda_handler(kinesis_event(records), self.context)
+        return json.loads(json.dumps(response))  # as Lambda serialises it
+
     def env(self) -> dict[str, str]:
-        return {
-            "ALERTS_TABLE": ALERTS,
-            "METRIC_BASELINES_TABLE": BASELINES,
-            "RECENT_TRANSACTIONS_TABLE": RECENT,
-            "ANOMALY_TOPIC_ARN": self.anomaly,
-            "FRAUD_TOPIC_ARN": self.fraud,
-            "QUARANTINE_BUCKET": BUCKET,
-            "POWERTOOLS_SERVICE_NAME": "alerter",
-            "POWERTOOLS_METRICS_NAMESPACE": "PipelinesTest",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        }
+        return {**self.isolated.env, "POWERTOOLS_TRACE_DISABLED": "true"}
 
     def messages(self, url: str) -> list[dict[str, Any]]:
         """Drain a queue: every message body (raw delivery: the alert itself)."""
@@ -112,7 +83,7 @@ class Stack:
 
     def alert_items(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": ALERTS}
+        kwargs: dict[str, Any] = {"TableName": self.alerts}
         while True:
             page = self.dynamodb.scan(**kwargs)
             items.extend(page["Items"])
@@ -123,22 +94,14 @@ class Stack:
 
 @pytest.fixture
 def stack(
-    clean_emulator: Any,
-    aws_env: dict[str, str],
-    aws_client: Callable[[str], Any],
-    monkeypatch: pytest.MonkeyPatch,
+    deployed: DeployedStack, deployed_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Stack]:
-    built = Stack(aws_client)
+    built = Stack(deployed)
     for name, value in built.env().items():
         monkeypatch.setenv(name, value)
     handler.alerter_for.cache_clear()
     yield built
     handler.alerter_for.cache_clear()
-
-
-def _invoke(records: list[dict[str, Any]]) -> dict[str, Any]:
-    response: dict[str, Any] = handler.lambda_handler(kinesis_event(records), Context())
-    return json.loads(json.dumps(response))
 
 
 def _metric(value: float, minute: int, *, source: str = "api-01", name: str = "cpu_usage") -> Any:
@@ -176,8 +139,8 @@ def test_the_same_batch_delivered_twice_raises_each_alert_once(stack: Stack) -> 
     events = _mixed_batch()
     records = plain_records(events)
     for _ in range(2):
-        assert _invoke(records) == {"batchItemFailures": []}
-    assert _invoke([aggregated_record(events, 50)]) == {"batchItemFailures": []}
+        assert stack.invoke(records) == {"batchItemFailures": []}
+    assert stack.invoke([aggregated_record(events, 50)]) == {"batchItemFailures": []}
     messages = stack.messages(stack.everything)
     rules = Counter(m["rule"] for m in messages)
     assert rules == {"cpu_usage": 1, "fraud_amount": 1, "fraud_card_testing": 1}
@@ -196,7 +159,7 @@ def test_the_same_batch_delivered_twice_raises_each_alert_once(stack: Stack) -> 
 
 
 def test_a_severity_filter_policy_receives_only_that_severity(stack: Stack) -> None:
-    assert _invoke(plain_records(_mixed_batch())) == {"batchItemFailures": []}
+    assert stack.invoke(plain_records(_mixed_batch())) == {"batchItemFailures": []}
     critical = stack.messages(stack.critical)
     assert [(m["rule"], m["severity"]) for m in critical] == [("cpu_usage", "critical")]
     assert len(stack.messages(stack.everything)) == 3
@@ -206,7 +169,7 @@ def test_replayed_events_raise_nothing(stack: Stack) -> None:
     events = _mixed_batch()
     for event in events:
         event["metadata"]["replay_id"] = "replay-2026-11-29"
-    assert _invoke(plain_records(events)) == {"batchItemFailures": []}
+    assert stack.invoke(plain_records(events)) == {"batchItemFailures": []}
     assert stack.messages(stack.everything) == []
     assert stack.alert_items() == []
 
@@ -215,12 +178,12 @@ def test_a_crash_between_recording_and_publishing_is_repaired_by_redelivery(stac
     event = _payment("12000.00", 1, user="user-9")
     alert_id = f"fraud_amount#{event['metadata']['event_id']}"
     stack.dynamodb.put_item(
-        TableName=ALERTS,
+        TableName=stack.alerts,
         Item={"alert_id": {"S": alert_id}, "published": {"BOOL": False}},
     )
-    assert _invoke(plain_records([event])) == {"batchItemFailures": []}
+    assert stack.invoke(plain_records([event])) == {"batchItemFailures": []}
     assert [m["alert_id"] for m in stack.messages(stack.everything)] == [alert_id]
-    assert _invoke(plain_records([event])) == {"batchItemFailures": []}
+    assert stack.invoke(plain_records([event])) == {"batchItemFailures": []}
     assert stack.messages(stack.everything) == []
 
 
@@ -230,7 +193,7 @@ def test_a_failed_publish_fails_its_record_and_later_records_of_its_key(stack: S
     other = _payment("17000.00", 3, user="user-6")
     records = plain_records([first, later, other])
     alerter = handler.alerter_for(AlerterSettings.from_env())
-    sns_events = alerter.publisher.sns.meta.events
+    sns_events = alerter.consumer.publisher.sns.meta.events
     calls = {"n": 0}
 
     def fail_first(**_: Any) -> Any:
@@ -240,26 +203,35 @@ def test_a_failed_publish_fails_its_record_and_later_records_of_its_key(stack: S
         return None
 
     sns_events.register("before-call.sns.Publish", fail_first)
-    response = _invoke(records)
+    response = stack.invoke(records)
     sns_events.unregister("before-call.sns.Publish", fail_first)
     failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
     assert failed == [r["kinesis"]["sequenceNumber"] for r in records[:2]]
     assert [m["subject"] for m in stack.messages(stack.everything)] == ["user-6"]
-    assert _invoke(records[:2] + records[2:]) == {"batchItemFailures": []}  # Lambda re-delivers
+    assert stack.invoke(records[:2] + records[2:]) == {
+        "batchItemFailures": []
+    }  # Lambda re-delivers
     assert sorted(m["subject"] for m in stack.messages(stack.everything)) == ["user-5", "user-5"]
 
 
 def test_the_baseline_is_persisted_and_a_redelivered_sample_does_not_move_it(stack: Stack) -> None:
     quiet = [_metric(10.0 + i % 2, i, source="db-01", name="response_time") for i in range(12)]
     records = plain_records(quiet)
-    assert _invoke(records) == {"batchItemFailures": []}
+    assert stack.invoke(records) == {"batchItemFailures": []}
     key = {"source": {"S": "db-01"}, "metric_name": {"S": "response_time"}}
-    before = stack.dynamodb.get_item(TableName=BASELINES, Key=key)["Item"]
+    before = stack.dynamodb.get_item(TableName=stack.isolated.tables["metric_baselines"], Key=key)[
+        "Item"
+    ]
     assert before["sample_count"]["N"] == "12"
-    assert _invoke(records[5:]) == {"batchItemFailures": []}
-    assert stack.dynamodb.get_item(TableName=BASELINES, Key=key)["Item"] == before
+    assert stack.invoke(records[5:]) == {"batchItemFailures": []}
+    assert (
+        stack.dynamodb.get_item(TableName=stack.isolated.tables["metric_baselines"], Key=key)[
+            "Item"
+        ]
+        == before
+    )
     # A later invocation sees the stored baseline: a spike below the threshold alerts.
-    assert _invoke(
+    assert stack.invoke(
         plain_records([_metric(60.0, 20, source="db-01", name="response_time")], 40)
     ) == {"batchItemFailures": []}
     (message,) = stack.messages(stack.everything)
@@ -269,7 +241,7 @@ def test_the_baseline_is_persisted_and_a_redelivered_sample_does_not_move_it(sta
 def test_velocity_uses_the_history_of_earlier_invocations(stack: Stack) -> None:
     payments = [_payment("20.00", 60 * i, user="user-7") for i in range(7)]
     for n, payment in enumerate(payments):
-        assert _invoke(plain_records([payment], n + 1)) == {"batchItemFailures": []}
+        assert stack.invoke(plain_records([payment], n + 1)) == {"batchItemFailures": []}
     (message,) = stack.messages(stack.everything)
     assert message["rule"] == "fraud_velocity"
     assert message["event_id"] == payments[5]["metadata"]["event_id"]
@@ -280,8 +252,8 @@ def test_a_simulated_workload_raises_every_injected_case_exactly_once(stack: Sta
     events = workload.events
     chunks = [events[i : i + 500] for i in range(0, len(events), 500)]
     records = [aggregated_record(chunk, n) for n, chunk in enumerate(chunks, start=1)]
-    assert _invoke(records) == {"batchItemFailures": []}  # one batch: six KPL aggregates
-    assert _invoke(records[-1:]) == {"batchItemFailures": []}  # a re-delivery changes nothing
+    assert stack.invoke(records) == {"batchItemFailures": []}  # one batch: six KPL aggregates
+    assert stack.invoke(records[-1:]) == {"batchItemFailures": []}  # a re-delivery changes nothing
     raised: dict[str, list[str]] = {rule: [] for rule in workload.injected}
     severities = {}
     for message in stack.messages(stack.everything):

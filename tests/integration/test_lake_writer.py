@@ -6,78 +6,49 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pytest
 
 from functions.lake_writer import handler
 from pipelines.consumers.archive import read_archive
+from pipelines.consumers.lake import table_name
 from pipelines.contract.codec import encode_event
-from pipelines_local.catalog import table_name
 from tests.kinesis_events import kinesis_event, kinesis_record
+from tests.stack import DeployedStack
 from tests.unit.test_lake_writer import mixed_batch, sample_events
 
 pytestmark = pytest.mark.integration
 
-LAKE, ARCHIVE, QUARANTINE = "test-lake", "test-archive", "test-lake-quarantine"
 
-
-class Context:
-    function_name = "pipelines-test-lake-writer"
-    function_version = "$LATEST"
-    invoked_function_arn = (
-        "arn:aws:lambda:us-east-1:123456789012:function:pipelines-test-lake-writer"
-    )
-    memory_limit_in_mb = 1024
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345679"
-    log_group_name = "/aws/lambda/pipelines-test-lake-writer"
-    log_stream_name = "2026/11/01/[$LATEST]local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+@pytest.fixture
+def buckets(
+    deployed: DeployedStack, deployed_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """The lake writer's environment as Terraform set it, on copies of its buckets."""
+    isolated = deployed.isolated("lake-writer")
+    for name, value in isolated.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    handler.lake_writer_for.cache_clear()
+    return isolated.buckets
 
 
 @pytest.fixture
-def s3(
-    clean_emulator: Any,
-    aws_env: dict[str, str],
-    aws_client: Callable[[str], Any],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Any:
-    env = {
-        "LAKE_BUCKET": LAKE,
-        "ARCHIVE_BUCKET": ARCHIVE,
-        "QUARANTINE_BUCKET": QUARANTINE,
-        "POWERTOOLS_SERVICE_NAME": "lake-writer",
-        "POWERTOOLS_METRICS_NAMESPACE": "PipelinesTest",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    handler.lake_writer_for.cache_clear()
-    client = aws_client("s3")
-    for bucket in (LAKE, ARCHIVE, QUARANTINE):
-        client.create_bucket(Bucket=bucket)
-    return client
+def s3(deployed: DeployedStack) -> Any:
+    return deployed.client("s3")
 
 
-def _invoke(event: dict[str, Any]) -> dict[str, Any]:
-    response: dict[str, Any] = handler.lambda_handler(event, Context())
-    return json.loads(json.dumps(response))  # as Lambda serialises it
+@pytest.fixture
+def invoke(deployed: DeployedStack) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    context = deployed.context("lake-writer")
 
+    def call(event: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = handler.lambda_handler(event, context)
+        return json.loads(json.dumps(response))  # as Lambda serialises it
 
-def _filesystem(endpoint_url: str) -> pafs.S3FileSystem:
-    endpoint = urlparse(endpoint_url)
-    return pafs.S3FileSystem(
-        endpoint_override=endpoint.netloc,
-        scheme=endpoint.scheme,
-        access_key="test",
-        secret_key="test",
-        region="us-east-1",
-    )
+    return call
 
 
 def _keys(s3: Any, bucket: str) -> dict[str, str]:
@@ -87,21 +58,24 @@ def _keys(s3: Any, bucket: str) -> dict[str, str]:
 
 
 def test_batch_lands_in_the_lake_and_the_archive_and_redelivery_duplicates_nothing(
-    s3: Any, aws_env: dict[str, str]
+    buckets: dict[str, str], s3: Any, invoke: Any, deployed: DeployedStack
 ) -> None:
+    lake_bucket, archive_bucket = buckets["lake"], buckets["archive"]
     events = sample_events(200)
     batch = kinesis_event(mixed_batch(events))
 
-    assert _invoke(batch) == {"batchItemFailures": []}
-    lake, archive = _keys(s3, LAKE), _keys(s3, ARCHIVE)
-    assert _invoke(batch) == {"batchItemFailures": []}
+    assert invoke(batch) == {"batchItemFailures": []}
+    lake, archive = _keys(s3, lake_bucket), _keys(s3, archive_bucket)
+    assert invoke(batch) == {"batchItemFailures": []}
 
-    assert _keys(s3, LAKE) == lake and _keys(s3, ARCHIVE) == archive  # same keys, same bytes
-    filesystem = _filesystem(aws_env["AWS_ENDPOINT_URL"])
+    assert (
+        _keys(s3, lake_bucket) == lake and _keys(s3, archive_bucket) == archive
+    )  # same keys, same bytes
+    filesystem = deployed.workspace.filesystem()
     seen: Counter[str] = Counter()
     for event_type in {e["metadata"]["event_type"] for e in events}:
         dataset = ds.dataset(
-            f"{LAKE}/{table_name(event_type)}",
+            f"{lake_bucket}/{table_name(event_type)}",
             filesystem=filesystem,
             format="parquet",
             partitioning="hive",
@@ -113,35 +87,41 @@ def test_batch_lands_in_the_lake_and_the_archive_and_redelivery_duplicates_nothi
     archived = [
         entry
         for key in archive
-        for entry in read_archive(s3.get_object(Bucket=ARCHIVE, Key=key)["Body"].read())
+        for entry in read_archive(s3.get_object(Bucket=archive_bucket, Key=key)["Body"].read())
     ]
     assert sorted(a.record.data for a in archived) == sorted(encode_event(e) for e in events)
 
 
-def test_poison_records_are_quarantined_and_the_batch_goes_on(s3: Any) -> None:
+def test_poison_records_are_quarantined_and_the_batch_goes_on(
+    buckets: dict[str, str], s3: Any, invoke: Any
+) -> None:
+    archive_bucket, quarantine_bucket = buckets["archive"], buckets["quarantine"]
     events = sample_events(20)
     records = [*mixed_batch(events), kinesis_record(b"not an event", "pk-poison", 90)]
 
-    assert _invoke(kinesis_event(records)) == {"batchItemFailures": []}
+    assert invoke(kinesis_event(records)) == {"batchItemFailures": []}
 
-    quarantined = sorted(_keys(s3, QUARANTINE))
+    quarantined = sorted(_keys(s3, quarantine_bucket))
     seq = records[-1]["kinesis"]["sequenceNumber"]
     assert quarantined == [
         f"lake-writer/shardId-000000000006/{seq}-0.avro",
         f"lake-writer/shardId-000000000006/{seq}-0.json",
     ]
-    assert sum(1 for key in _keys(s3, ARCHIVE) if key.endswith(".avro")) >= 1
+    assert sum(1 for key in _keys(s3, archive_bucket) if key.endswith(".avro")) >= 1
 
 
-def test_an_unwritable_lake_fails_the_whole_batch_and_the_retry_repairs_it(s3: Any) -> None:
+def test_an_unwritable_lake_fails_the_whole_batch_and_the_retry_repairs_it(
+    buckets: dict[str, str], s3: Any, invoke: Any
+) -> None:
+    lake_bucket = buckets["lake"]
     events = sample_events(20)
     records = mixed_batch(events)
-    s3.delete_bucket(Bucket=LAKE)
+    s3.delete_bucket(Bucket=lake_bucket)
 
-    response = _invoke(kinesis_event(records))
+    response = invoke(kinesis_event(records))
 
     failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
     assert failed == [r["kinesis"]["sequenceNumber"] for r in records]
-    s3.create_bucket(Bucket=LAKE)
-    assert _invoke(kinesis_event(records)) == {"batchItemFailures": []}
-    assert _keys(s3, LAKE)
+    s3.create_bucket(Bucket=lake_bucket)
+    assert invoke(kinesis_event(records)) == {"batchItemFailures": []}
+    assert _keys(s3, lake_bucket)

@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from functions.projector import handler
-from pipelines.consumers.config import Settings
+from pipelines.consumers.config import ProjectorSettings
 from pipelines.contract.codec import encode_event
 from pipelines.contract.events import new_event
 from pipelines_local.simulator import simulate
 from tests.faults import HoldBack, Throttle
 from tests.kinesis_events import (
-    BUCKET,
-    TABLES,
     aggregated_record,
-    create_projection_stores,
     kinesis_event,
     kinesis_record,
     plain_records,
-    settings_env,
     table_contents,
 )
+from tests.stack import DeployedStack, Isolated
 
 pytestmark = pytest.mark.integration
 
@@ -34,52 +30,57 @@ pytestmark = pytest.mark.integration
 AWS_SAMPLE_EVENT = json.loads(
     (Path(__file__).parents[1] / "events/kinesis_stream_event.json").read_text()
 )
-
-
-class Context:
-    function_name = "pipelines-test-projector"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:pipelines-test-projector"
-    memory_limit_in_mb = 512
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-    log_group_name = "/aws/lambda/pipelines-test-projector"
-    log_stream_name = "2026/11/01/[$LATEST]local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+# The deployed function, with quicker write retries than it has on AWS.
+FAST_RETRIES = {
+    "WRITE_MAX_ATTEMPTS": "3",
+    "WRITE_BACKOFF_BASE_MS": "1",
+    "WRITE_BACKOFF_MAX_MS": "2",
+}
 
 
 @pytest.fixture
 def stores(
-    clean_emulator: Any,
-    aws_env: dict[str, str],
-    aws_client: Callable[[str], Any],
-    monkeypatch: pytest.MonkeyPatch,
-) -> tuple[Any, Any]:
-    for name, value in settings_env().items():
+    deployed: DeployedStack, deployed_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Isolated:
+    """The projector's environment as Terraform set it, on copies of its tables and bucket."""
+    isolated = deployed.isolated("projector")
+    for name, value in {**isolated.env, **FAST_RETRIES}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     handler.projector_for.cache_clear()
-    dynamodb, s3 = aws_client("dynamodb"), aws_client("s3")
-    create_projection_stores(dynamodb, s3)
-    return dynamodb, s3
+    return isolated
 
 
-def _invoke(event: dict[str, Any]) -> dict[str, Any]:
-    response: dict[str, Any] = handler.lambda_handler(event, Context())
+@pytest.fixture
+def context(deployed: DeployedStack) -> Any:
+    return deployed.context("projector")
+
+
+@pytest.fixture
+def dynamodb(deployed: DeployedStack) -> Any:
+    return deployed.client("dynamodb")
+
+
+@pytest.fixture
+def s3(deployed: DeployedStack) -> Any:
+    return deployed.client("s3")
+
+
+def _invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    response: dict[str, Any] = handler.lambda_handler(event, context)
     return json.loads(json.dumps(response))  # as Lambda serialises it
 
 
 def _handler_dynamodb_client() -> Any:
     """The handler's own client, to inject faults into (it is built on first use)."""
-    return handler.projector_for(Settings.from_env()).writer.client
+    return handler.projector_for(ProjectorSettings.from_env()).consumer.writer.client
 
 
 def test_handler_accepts_the_documented_kinesis_event(
-    stores: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
+    stores: Isolated, context: Any, s3: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _invoke(AWS_SAMPLE_EVENT) == {"batchItemFailures": []}
-    objects = stores[1].list_objects_v2(Bucket=BUCKET)["Contents"]
+    assert _invoke(AWS_SAMPLE_EVENT, context) == {"batchItemFailures": []}
+    objects = s3.list_objects_v2(Bucket=stores.buckets["quarantine"])["Contents"]
     keys = sorted(o["Key"] for o in objects)
     seq = AWS_SAMPLE_EVENT["Records"][0]["kinesis"]["sequenceNumber"]
     assert keys == [
@@ -88,40 +89,42 @@ def test_handler_accepts_the_documented_kinesis_event(
     ]
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert emf, "no EMF metrics were printed"
-    assert emf[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "PipelinesTest"
+    namespace = stores.env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert emf[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace
     assert emf[-1]["EventsQuarantined"] in (1, [1])
     assert emf[-1]["EventsProjected"] in (0, [0])
 
 
-def test_events_land_and_redelivery_changes_nothing(stores: tuple[Any, Any]) -> None:
-    dynamodb = stores[0]
+def test_events_land_and_redelivery_changes_nothing(
+    stores: Isolated, context: Any, dynamodb: Any
+) -> None:
     events = simulate(600, seed=5).events
     records = [*plain_records(events[:100]), aggregated_record(events[100:], 500)]
-    assert _invoke(kinesis_event(records)) == {"batchItemFailures": []}
-    first = table_contents(dynamodb)
+    assert _invoke(kinesis_event(records), context) == {"batchItemFailures": []}
+    first = table_contents(dynamodb, stores.tables)
     assert sum(len(items) for items in first.values()) > 400
-    assert _invoke(kinesis_event(records)) == {"batchItemFailures": []}
-    assert table_contents(dynamodb) == first
+    assert _invoke(kinesis_event(records), context) == {"batchItemFailures": []}
+    assert table_contents(dynamodb, stores.tables) == first
 
 
-def test_throttled_writes_are_reported_as_batch_item_failures(stores: tuple[Any, Any]) -> None:
+def test_throttled_writes_are_reported_as_batch_item_failures(
+    stores: Isolated, context: Any, dynamodb: Any
+) -> None:
     Throttle(_handler_dynamodb_client(), "BatchWriteItem")
     activity = new_event(
         "UserActivityRecorded", {"user_id": "user-1", "activity_type": "login"}, producer="t"
     )
     records = plain_records([activity])
-    response = _invoke(kinesis_event(records))
+    response = _invoke(kinesis_event(records), context)
     assert response == {
         "batchItemFailures": [{"itemIdentifier": records[0]["kinesis"]["sequenceNumber"]}]
     }
-    assert table_contents(stores[0])[TABLES.user_activities] == []
+    assert table_contents(dynamodb, stores.tables)["user_activities"] == []
 
 
 def test_unprocessed_items_fail_their_record_and_its_key_not_the_rest(
-    stores: tuple[Any, Any],
+    stores: Isolated, context: Any, dynamodb: Any
 ) -> None:
-    dynamodb = stores[0]
-
     def activity(user: str) -> dict[str, Any]:
         body = {"user_id": user, "activity_type": "login"}
         return new_event("UserActivityRecorded", body, producer="t")
@@ -130,37 +133,39 @@ def test_unprocessed_items_fail_their_record_and_its_key_not_the_rest(
     held = batch[0]["metadata"]["event_id"]
     HoldBack(_handler_dynamodb_client(), lambda item: item["event_id"]["S"] == held)
     records = plain_records(batch)
-    response = _invoke(kinesis_event(records))
+    response = _invoke(kinesis_event(records), context)
     failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
     assert failed == [
         records[0]["kinesis"]["sequenceNumber"],
         records[2]["kinesis"]["sequenceNumber"],
     ]
-    stored = {i["user_id"]["S"] for i in table_contents(dynamodb)[TABLES.user_activities]}
+    stored = {i["user_id"]["S"] for i in table_contents(dynamodb, stores.tables)["user_activities"]}
     assert stored == {"user-b"}
 
 
 def test_poison_in_an_aggregate_is_quarantined_while_the_rest_lands(
-    stores: tuple[Any, Any],
+    stores: Isolated, context: Any, dynamodb: Any, s3: Any
 ) -> None:
-    dynamodb, s3 = stores
     events = simulate(50, seed=9).events
     items = [(e["metadata"]["aggregate_id"], encode_event(e)) for e in events]
     items.insert(10, ("host-x", b"\xc3\x01\x00\x01\x02\x03\x04\x05\x06\x07broken"))
     record = aggregated_record(items, 1)
-    assert _invoke(kinesis_event([record])) == {"batchItemFailures": []}
+    assert _invoke(kinesis_event([record]), context) == {"batchItemFailures": []}
     seq = record["kinesis"]["sequenceNumber"]
     report_key = f"projector/shardId-000000000006/{seq}-10.json"
-    report = json.loads(s3.get_object(Bucket=BUCKET, Key=report_key)["Body"].read())
+    quarantine = stores.buckets["quarantine"]
+    report = json.loads(s3.get_object(Bucket=quarantine, Key=report_key)["Body"].read())
     assert report["partition_key"] == "host-x"
     assert report["code"] == "unknown_schema"
     assert report["aggregated"] is True
-    landed = sum(len(v) for v in table_contents(dynamodb).values())
+    landed = sum(len(v) for v in table_contents(dynamodb, stores.tables).values())
     assert landed > 0
 
 
-def test_a_record_that_is_not_base64_is_quarantined(stores: tuple[Any, Any]) -> None:
+def test_a_record_that_is_not_base64_is_quarantined(
+    stores: Isolated, context: Any, s3: Any
+) -> None:
     record = kinesis_record(b"", "user-1", 1)
     record["kinesis"]["data"] = "not base64!"
-    assert _invoke(kinesis_event([record])) == {"batchItemFailures": []}
-    assert len(stores[1].list_objects_v2(Bucket=BUCKET)["Contents"]) == 2
+    assert _invoke(kinesis_event([record]), context) == {"batchItemFailures": []}
+    assert len(s3.list_objects_v2(Bucket=stores.buckets["quarantine"])["Contents"]) == 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,16 +11,15 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from pipelines.consumers.lake import LakeTables, s3_filesystem
+from pipelines.consumers.lake import LakeTables, table_name
 from pipelines.contract.codec import DecodedEvent, decode_event, encode_event
 from pipelines_local import cli
-from pipelines_local.catalog import table_name
 from pipelines_local.query import AthenaEngine, LocalEngine, QueryError, named_query
 from pipelines_local.simulator import simulate
+from tests.stack import DeployedStack
 
 pytestmark = pytest.mark.integration
 
-WORKSPACE = "qtest"
 BATCH = 500
 
 
@@ -52,25 +50,17 @@ def events(today: datetime) -> list[DecodedEvent]:
     return decoded(simulate(2000, seed=1, start=today - timedelta(days=8)).events)
 
 
-@pytest.fixture
-def lake(
-    aws_env: dict[str, str], aws_client: Callable[[str], Any], events: list[DecodedEvent]
-) -> Iterator[str]:
-    s3 = aws_client("s3")
-    account = aws_client("sts").get_caller_identity()["Account"]
-    bucket = f"pipelines-{WORKSPACE}-lake-{account}"
-    s3.create_bucket(Bucket=bucket)
-    assert write_lake(s3, bucket, events) > 6
-    yield bucket
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=item["Key"])
-    s3.delete_bucket(Bucket=bucket)
+@pytest.fixture(scope="module")
+def lake(deployed: DeployedStack, events: list[DecodedEvent]) -> str:
+    """A copy of the deployed lake bucket, written as the lake writer would."""
+    bucket = deployed.isolated("lake-writer").buckets["lake"]
+    assert write_lake(deployed.client("s3"), bucket, events) > 6
+    return bucket
 
 
 @pytest.fixture
-def engine(lake: str, aws_env: dict[str, str]) -> LocalEngine:
-    return LocalEngine(lake, s3_filesystem(aws_env["AWS_REGION"], aws_env["AWS_ENDPOINT_URL"]))
+def engine(lake: str, deployed: DeployedStack) -> LocalEngine:
+    return LocalEngine(lake, deployed.workspace.filesystem())
 
 
 @pytest.mark.parametrize(
@@ -161,9 +151,10 @@ def run_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 @pytest.fixture
-def cli_args(lake: str, aws_env: dict[str, str], tmp_path, monkeypatch) -> list[str]:
-    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "state"))
-    return ["--workspace", WORKSPACE, "--endpoint", aws_env["AWS_ENDPOINT_URL"]]
+def cli_args(lake: str, deployed: DeployedStack, monkeypatch) -> list[str]:
+    """The deployed workspace, as `pipeline up` recorded it; the lake copy as its bucket."""
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(deployed.workspace.state_dir))
+    return ["--workspace", deployed.workspace.name, "--bucket", lake]
 
 
 SQL = "SELECT dt, count(*) AS n FROM metric_recorded GROUP BY dt ORDER BY dt"
@@ -203,11 +194,9 @@ def test_cli_reports_malformed_sql_without_a_traceback(cli_args, monkeypatch, ca
     assert "Traceback" not in captured.err
 
 
-def test_athena_engine_pages_results_and_drops_the_header_row(
-    emulator, aws_env: dict[str, str], aws_client: Callable[[str], Any]
-):
-    athena = aws_client("athena")
-    athena.create_work_group(Name=f"pipelines-{WORKSPACE}")
+def test_athena_engine_pages_results_and_drops_the_header_row(deployed: DeployedStack):
+    workspace = deployed.workspace
+    athena = deployed.client("athena")
     column_info = [
         {"Name": "dt", "Type": "varchar"},
         {"Name": "n", "Type": "bigint"},
@@ -215,8 +204,8 @@ def test_athena_engine_pages_results_and_drops_the_header_row(
     ]
     rows = [["dt", "n", "amount"], *([f"2026-11-{d:02d}", str(d), "1.50"] for d in range(1, 3))]
     body = {
-        "account_id": aws_client("sts").get_caller_identity()["Account"],
-        "region": aws_env["AWS_REGION"],
+        "account_id": deployed.client("sts").get_caller_identity()["Account"],
+        "region": workspace.region,
         "results": [
             {
                 "rows": [{"Data": [{"VarCharValue": v} for v in row]} for row in rows],
@@ -225,14 +214,14 @@ def test_athena_engine_pages_results_and_drops_the_header_row(
         ],
     }
     request = Request(
-        f"{emulator.endpoint_url}/moto-api/static/athena/query-results",
+        f"{deployed.endpoint_url}/moto-api/static/athena/query-results",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     with urlopen(request, timeout=10) as response:
         assert response.status == 201
-    engine = AthenaEngine(f"pipelines-{WORKSPACE}", f"pipelines_{WORKSPACE}", athena)
+    engine = AthenaEngine(workspace.athena_workgroup, workspace.glue_database, athena)
     result = engine.execute("SELECT dt, count(*) AS n, sum(amount) FROM transaction_recorded")
     assert result.columns == ("dt", "n", "amount")
     assert result.rows == [("2026-11-01", 1, Decimal("1.50")), ("2026-11-02", 2, Decimal("1.50"))]
