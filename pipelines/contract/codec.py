@@ -8,6 +8,15 @@ The fingerprint is that of the writer schema's parsing canonical form. On
 decode the writer schema is found by fingerprint among the shipped schemas
 (current and every released version) and resolved to the current reader schema
 of its event type, so events written long ago still read as today's shape.
+
+fastavro is the reference implementation. Where no schema resolution is
+needed (the writer schema is the reader schema, as for every current event),
+reading and writing go through code generated for the schema
+(:mod:`pipelines.contract.generated`) first. That code refuses, by raising,
+anything it does not handle exactly as fastavro does, and on any exception from
+it the same bytes or event go through fastavro's path as before: the fast path
+can make a verdict slower, never different. ``Codec(fast=False)`` is the
+fastavro path alone.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from typing import Any, NamedTuple
 
 from fastavro import schemaless_reader, schemaless_writer
 
+from pipelines.contract.generated import Specialised, UnsupportedSchema, specialise
 from pipelines.contract.schemas import SchemaRegistry, default_registry
 from pipelines.errors import (
     CorruptRecordError,
@@ -78,6 +88,16 @@ class _DecimalField:
             )
 
 
+def _specialised(schema: dict[str, Any], fast: bool) -> Specialised | None:
+    """The generated codec of a schema, or None to keep fastavro alone for it."""
+    if not fast:
+        return None
+    try:
+        return specialise(schema)
+    except UnsupportedSchema:
+        return None
+
+
 def _decimal_fields(schema: Mapping[str, Any]) -> tuple[_DecimalField, ...]:
     found = []
     for f in schema["fields"]:
@@ -88,15 +108,27 @@ def _decimal_fields(schema: Mapping[str, Any]) -> tuple[_DecimalField, ...]:
 
 
 class Codec:
-    """Encodes events with the current schemas; decodes any shipped version."""
+    """Encodes events with the current schemas; decodes any shipped version.
 
-    def __init__(self, registry: SchemaRegistry | None = None) -> None:
+    ``fast=False`` leaves out the generated fast path: fastavro alone, the
+    reference the fast path is tested against.
+    """
+
+    def __init__(self, registry: SchemaRegistry | None = None, *, fast: bool = True) -> None:
         self.registry = registry or default_registry()
         self._writers = {
-            name: (MAGIC + v.fingerprint, v.parsed, _decimal_fields(v.resolved))
+            name: (
+                MAGIC + v.fingerprint,
+                v.parsed,
+                _decimal_fields(v.resolved),
+                _specialised(v.resolved, fast),
+            )
             for name, v in self.registry.current.items()
         }
-        self._readers: dict[bytes, tuple[str, int, dict[str, Any], dict[str, Any] | None]] = {}
+        self._readers: dict[
+            bytes,
+            tuple[str, int, dict[str, Any], dict[str, Any] | None, Specialised | None],
+        ] = {}
         for version in self.registry.all_versions():
             reader = self.registry.current[version.event_type]
             same = reader.fingerprint == version.fingerprint
@@ -105,6 +137,8 @@ class Codec:
                 version.version,
                 reader.parsed if same else version.parsed,
                 None if same else reader.parsed,
+                # Resolution between versions is fastavro's alone.
+                _specialised(reader.resolved, fast) if same else None,
             )
         self._buffer = io.BytesIO()
 
@@ -112,13 +146,18 @@ class Codec:
         """Encode one event; its type is ``event["metadata"]["event_type"]``."""
         try:
             event_type = event["metadata"]["event_type"]
-            header, parsed, decimals = self._writers[event_type]
+            header, parsed, decimals, generated = self._writers[event_type]
         except (KeyError, TypeError) as exc:
             raise EventValidationError(
                 f"not an event of a known type (metadata.event_type): {exc}"
             ) from exc
         for d in decimals:
             d.check(event_type, event.get(d.name))
+        if generated is not None:
+            try:
+                return generated.write(event, header)
+            except Exception:  # declined, or not fastavro's way: fastavro decides below
+                generated = None
         buf = self._buffer
         buf.seek(0)
         buf.truncate()
@@ -151,7 +190,31 @@ class Codec:
         found = self._readers.get(fingerprint) if data[:2] == MAGIC else None
         if found is None:
             raise self._unreadable(data)
-        event_type, version, writer, reader = found
+        event_type, version, writer, reader, generated = found
+        record: Any = None
+        if generated is not None and type(data) is bytes:
+            try:
+                record, end = generated.read(data, HEADER_SIZE)
+            except Exception:  # declined, or not fastavro's way: fastavro decides below
+                record = None
+        if record is None:
+            record, end = self._read_reference(data, event_type, writer, reader)
+        if end != len(data):
+            raise CorruptRecordError(
+                f"{event_type} body has {len(data) - end} trailing bytes", data
+            )
+        declared = record["metadata"]["event_type"]
+        if declared != event_type:
+            raise InvalidEventError(
+                f"metadata.event_type is {declared!r} but the schema is {event_type}", data
+            )
+        return DecodedEvent(event_type, record, bytes(fingerprint), version)
+
+    @staticmethod
+    def _read_reference(
+        data: bytes, event_type: str, writer: dict[str, Any], reader: dict[str, Any] | None
+    ) -> tuple[Any, int]:
+        """fastavro's record from the body, and the offset it stopped at."""
         body = io.BytesIO(data)
         body.seek(HEADER_SIZE)
         try:
@@ -160,16 +223,7 @@ class Codec:
             raise CorruptRecordError(f"{event_type} body is truncated", data) from exc
         except Exception as exc:  # fastavro raises many kinds on bad bytes
             raise CorruptRecordError(f"{event_type} body does not decode: {exc!r}", data) from exc
-        if body.tell() != len(data):
-            raise CorruptRecordError(
-                f"{event_type} body has {len(data) - body.tell()} trailing bytes", data
-            )
-        declared = record["metadata"]["event_type"]  # type: ignore[call-overload,index]
-        if declared != event_type:
-            raise InvalidEventError(
-                f"metadata.event_type is {declared!r} but the schema is {event_type}", data
-            )
-        return DecodedEvent(event_type, record, bytes(fingerprint), version)  # type: ignore[arg-type]
+        return record, body.tell()
 
 
 _default: Codec | None = None

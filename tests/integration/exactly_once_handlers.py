@@ -20,7 +20,7 @@ from collections import Counter
 from typing import Any
 
 from functions.projector import handler as projector_handler
-from pipelines.consumers.config import Settings
+from pipelines.consumers.config import ProjectorSettings
 from tests.faults import HoldBack, Throttle
 
 COUNTS: Counter[str] = Counter()
@@ -106,7 +106,7 @@ def held_back_puts() -> int:
 
 def throttled(event: dict[str, Any], context: Any) -> Any:
     """The projector, its DynamoDB client throttling and handing back unprocessed items."""
-    client = projector_handler.projector_for(Settings.from_env()).writer.client
+    client = projector_handler.projector_for(ProjectorSettings.from_env()).consumer.writer.client
     if id(client) not in _FAULTY_CLIENTS:
         _FAULTY_CLIENTS[id(client)] = client
         rng = random.Random(FAULT_SEED)

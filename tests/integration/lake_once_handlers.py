@@ -42,8 +42,8 @@ import pyarrow.fs as pafs
 
 from functions.lake_writer import handler as lake_handler
 from pipelines.adapters.objects import ObjectStore, ObjectWrite
-from pipelines.consumers.lake import batch_stem
-from pipelines.lake_settings import LakeSettings
+from pipelines.consumers.config import LakeWriterSettings
+from pipelines.stream.records import shard_id_of
 
 COUNTS: Counter[str] = Counter()
 _SEEN: set[str] = set()  # stems of batches delivered before
@@ -66,7 +66,12 @@ def _write(event: dict[str, Any], context: Any) -> Any:
 
 def _first_delivery(event: dict[str, Any]) -> str | None:
     """The batch's key stem if it was never delivered before, else ``None``."""
-    stem = batch_stem(event["Records"])
+    records = event["Records"]
+    first, last = records[0], records[-1]
+    stem = (
+        f"{shard_id_of(first['eventID'])}-{first['kinesis']['sequenceNumber']}-"
+        f"{last['kinesis']['sequenceNumber']}"
+    )
     if stem in _SEEN:
         return None
     _SEEN.add(stem)
@@ -76,7 +81,7 @@ def _first_delivery(event: dict[str, Any]) -> str | None:
 @contextmanager
 def _store(make: Callable[[ObjectStore], ObjectStore]) -> Iterator[None]:
     """The handler's lake writer puts objects through ``make(its store)`` meanwhile."""
-    writer = lake_handler.lake_writer_for(LakeSettings.from_env())
+    writer = lake_handler.lake_writer_for(LakeWriterSettings.from_env()).consumer
     real = writer.store
     writer.store = make(real)
     try:

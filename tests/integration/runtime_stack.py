@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipelines_local.packaging import LambdaRuntime
 from pipelines_local.runtime import LocalRuntime, RuntimeOptions
 
 HANDLERS = "tests.integration.runtime_handlers"
@@ -65,11 +66,11 @@ class RuntimeStack:
         """
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:
-            archive.writestr("placeholder.py", "")
+            archive.writestr("handler.py", "")
         self.function_name = f"{self.prefix}{name}"
         response = self.lam.create_function(
             FunctionName=self.function_name,
-            Runtime="python3.12",
+            Runtime=LambdaRuntime.declared().runtime,
             Role=self.role_arn,
             Handler=f"{self.handler_module}.{handler}" if self.handler_module else handler,
             Code={"ZipFile": code.getvalue()},

@@ -8,9 +8,10 @@ under the local runtime, and the read models are read back - four times:
 * the handler crashing part-way through each batch's first delivery, after some writes;
 * DynamoDB throttling writes and handing back unprocessed items.
 
-Every run gets its own tables, stream, function and mapping (a fresh name prefix), so the
-runs cannot see each other's writes. The tables' contents must come out identical (a digest
-of every item, as DynamoDB returns it) and complete.
+Every run gets its own copies of the deployed projector's tables, and its own stream,
+function and mapping (a fresh name prefix), so the runs cannot see each other's writes. The
+tables' contents must come out identical (a digest of every item, as DynamoDB returns it)
+and complete.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from pipelines.consumers.config import TableNames
 from pipelines.stream.producer import Producer
@@ -34,8 +33,7 @@ from pipelines_local.runtime import MappingStats
 from pipelines_local.simulator import simulate
 from tests.integration import exactly_once_handlers as wrappers
 from tests.integration.runtime_stack import RuntimeStack
-from tests.kinesis_events import _KEYS as TERRAFORM_KEYS
-from tests.kinesis_events import TABLES, settings_env
+from tests.stack import FAST_WRITE_RETRIES, DeployedStack
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +55,11 @@ HANDLERS = {
 }
 STATE_EVENT_TYPES = ("UserRegistered", "UserProfileUpdated", "ImageLabeled")
 KINDS = tuple(f.name for f in fields(TableNames))
-# Each kind's keys, as Terraform makes them (tests/kinesis_events.py mirrors the module).
-KEYS = {kind: TERRAFORM_KEYS[getattr(TABLES, kind)] for kind in KINDS}
-CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"})
+FAST_RETRIES = {
+    "WRITE_MAX_ATTEMPTS": "3",
+    "WRITE_BACKOFF_BASE_MS": "1",
+    "WRITE_BACKOFF_MAX_MS": "2",
+}
 
 
 @dataclass
@@ -91,61 +91,22 @@ def digest(items: list[dict[str, Any]]) -> str:
 
 
 class ProjectorStack(RuntimeStack):
-    """A stream, the projector's tables and bucket, a function and its mapping, all fresh."""
+    """A stream, a function and its mapping, all fresh, on copies of the projector's stores.
+
+    The function's environment is the deployed projector's, as Terraform set it, naming
+    copies of its tables (the definitions Terraform gave them) and of its bucket.
+    """
 
     handler_module = None  # handlers are named in full
     function_timeout = 300
     function_memory = 512
 
-    def __init__(self, client: Callable[[str], Any], endpoint_url: str, tmp_path: Path) -> None:
-        super().__init__(client, endpoint_url, tmp_path)
-        self.tables = TableNames(**{kind: f"{self.prefix}{kind}" for kind in KINDS})
-        self.bucket = f"{self.prefix}quarantine"
-
-    def create_stores(self) -> None:
-        dynamodb = self.client("dynamodb")
-        for kind, (hash_key, range_key) in KEYS.items():
-            keys = [(hash_key, "HASH")] + ([(range_key, "RANGE")] if range_key else [])
-            attributes = {name for name, _ in keys}
-            extra: dict[str, Any] = {}
-            if kind == "transactions":
-                attributes |= {"user_id", "timestamp"}
-                extra["GlobalSecondaryIndexes"] = [
-                    {
-                        "IndexName": "UserTransactionsIndex",
-                        "KeySchema": [
-                            {"AttributeName": "user_id", "KeyType": "HASH"},
-                            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-                        ],
-                        "Projection": {"ProjectionType": "ALL"},
-                    }
-                ]
-            dynamodb.create_table(
-                TableName=getattr(self.tables, kind),
-                BillingMode="PAY_PER_REQUEST",
-                KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
-                AttributeDefinitions=[
-                    {"AttributeName": a, "AttributeType": "S"} for a in attributes
-                ],
-                **extra,
-            )
-        self.client("s3").create_bucket(Bucket=self.bucket)
+    def __init__(self, deployed: DeployedStack, tmp_path: Path) -> None:
+        super().__init__(deployed.client, deployed.endpoint_url, tmp_path)
+        self.isolated = deployed.isolated("projector", self.prefix.rstrip("-"))
 
     def environment(self) -> dict[str, str]:
-        """The projector's variables, as Terraform sets them, naming this stack's stores."""
-        env = settings_env()
-        env.update(
-            {
-                "USERS_TABLE": self.tables.users,
-                "USER_ACTIVITIES_TABLE": self.tables.user_activities,
-                "SYSTEM_METRICS_TABLE": self.tables.system_metrics,
-                "TRANSACTIONS_TABLE": self.tables.transactions,
-                "IMAGE_ANALYSIS_TABLE": self.tables.image_analysis,
-                "QUARANTINE_BUCKET": self.bucket,
-                "POWERTOOLS_TRACE_DISABLED": "true",
-            }
-        )
-        return env
+        return {**self.isolated.env, **FAST_WRITE_RETRIES, "POWERTOOLS_TRACE_DISABLED": "true"}
 
     def scan(self) -> dict[str, list[dict[str, Any]]]:
         dynamodb = self.client("dynamodb")
@@ -154,14 +115,15 @@ class ProjectorStack(RuntimeStack):
             paginator = dynamodb.get_paginator("scan")
             items = [
                 item
-                for page in paginator.paginate(TableName=getattr(self.tables, kind))
+                for page in paginator.paginate(TableName=self.isolated.tables[kind])
                 for item in page["Items"]
             ]
             out[kind] = sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
         return out
 
     def quarantined(self) -> int:
-        count: int = self.client("s3").list_objects_v2(Bucket=self.bucket)["KeyCount"]
+        bucket = self.isolated.buckets["quarantine"]
+        count: int = self.client("s3").list_objects_v2(Bucket=bucket)["KeyCount"]
         return count
 
 
@@ -172,34 +134,23 @@ def workload() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def run_scenario(
-    emulator: Any, tmp_path_factory: pytest.TempPathFactory, workload: list[dict[str, Any]]
+    deployed: DeployedStack,
+    tmp_path_factory: pytest.TempPathFactory,
+    workload: list[dict[str, Any]],
 ) -> Iterator[Callable[[str], Run]]:
     """``run_scenario(name)``: the workload through ``HANDLERS[name]``, once per module."""
-    env = emulator.env()
-
-    def client(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=emulator.endpoint_url,
-            region_name=env["AWS_DEFAULT_REGION"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            config=CLIENT_CONFIG,
-        )
-
     runs: dict[str, Run] = {}
 
     def run(name: str) -> Run:
         if name not in runs:
-            tmp_path = tmp_path_factory.mktemp(name)
-            stack = ProjectorStack(client, emulator.endpoint_url, tmp_path)
+            stack = ProjectorStack(deployed, tmp_path_factory.mktemp(name))
             runs[name] = _run(stack, name, workload)
         return runs[name]
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
             monkeypatch.delenv(name, raising=False)
-        for name, value in env.items():
+        for name, value in deployed.workspace.env().items():
             monkeypatch.setenv(name, value)
         yield run
     wrappers.reset()
@@ -207,7 +158,6 @@ def run_scenario(
 
 def _run(stack: ProjectorStack, scenario: str, workload: list[dict[str, Any]]) -> Run:
     wrappers.reset()  # fresh faults, and projectors built for this run's settings
-    stack.create_stores()
     stream_arn = stack.stream(shards=2)
     stack.function(HANDLERS[scenario], env=stack.environment())
     stack.mapping(

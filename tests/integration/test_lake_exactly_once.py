@@ -34,19 +34,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
-from pipelines_local.query.target import emulator_filesystem
 
 from pipelines.consumers.archive import read_archive
+from pipelines.consumers.lake import table_name
 from pipelines.stream.producer import Producer
-from pipelines_local.catalog import table_name
 from pipelines_local.query import LocalEngine
 from pipelines_local.runtime import MappingStats
 from pipelines_local.simulator import simulate
+from pipelines_local.workspace import Workspace
 from tests.integration import lake_once_handlers as wrappers
 from tests.integration.runtime_stack import RuntimeStack
+from tests.stack import DeployedStack
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +73,6 @@ TABLE_NAMES = (
     "metric_recorded",
     "transaction_recorded",
 )
-CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"})
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -94,33 +92,26 @@ class Run:
 
 
 class LakeStack(RuntimeStack):
-    """A stream, the lake writer's three buckets, a function and its mapping, all fresh."""
+    """A stream, a function and its mapping, all fresh, on copies of the lake writer's buckets.
+
+    The function's environment is the deployed lake writer's, as Terraform set it, naming
+    copies of its three buckets.
+    """
 
     handler_module = None  # handlers are named in full
     function_timeout = 300
     function_memory = 1024
 
-    def __init__(self, client: Callable[[str], Any], endpoint_url: str, tmp_path: Path) -> None:
-        super().__init__(client, endpoint_url, tmp_path)
-        self.s3 = client("s3")
+    def __init__(self, deployed: DeployedStack, tmp_path: Path) -> None:
+        super().__init__(deployed.client, deployed.endpoint_url, tmp_path)
+        self.s3 = deployed.client("s3")
+        self.isolated = deployed.isolated("lake-writer", self.prefix.rstrip("-"))
         self.lake, self.archive, self.quarantine = (
-            f"{self.prefix}{name}" for name in ("lake", "archive", "quarantine")
+            self.isolated.buckets[name] for name in ("lake", "archive", "quarantine")
         )
 
-    def create_buckets(self) -> None:
-        for bucket in (self.lake, self.archive, self.quarantine):
-            self.s3.create_bucket(Bucket=bucket)
-
     def environment(self) -> dict[str, str]:
-        """The lake writer's variables, as Terraform sets them, naming this stack's buckets."""
-        return {
-            "LAKE_BUCKET": self.lake,
-            "ARCHIVE_BUCKET": self.archive,
-            "QUARANTINE_BUCKET": self.quarantine,
-            "POWERTOOLS_SERVICE_NAME": "lake-writer",
-            "POWERTOOLS_METRICS_NAMESPACE": "PipelinesTest",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        }
+        return {**self.isolated.env, "POWERTOOLS_TRACE_DISABLED": "true"}
 
     def keys(self, bucket: str) -> list[str]:
         paginator = self.s3.get_paginator("list_objects_v2")
@@ -161,34 +152,24 @@ def produced(workload: list[dict[str, Any]]) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def run_scenario(
-    emulator: Any, tmp_path_factory: pytest.TempPathFactory, workload: list[dict[str, Any]]
+    deployed: DeployedStack,
+    tmp_path_factory: pytest.TempPathFactory,
+    workload: list[dict[str, Any]],
 ) -> Iterator[Callable[[str], Run]]:
     """``run_scenario(name)``: the workload through ``HANDLERS[name]``, once per module."""
-    env = emulator.env()
-
-    def client(service: str) -> Any:
-        return boto3.client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=emulator.endpoint_url,
-            region_name=env["AWS_DEFAULT_REGION"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            config=CLIENT_CONFIG,
-        )
-
-    engine_filesystem = emulator_filesystem(emulator.endpoint_url, env)
+    engine_filesystem = deployed.workspace.filesystem()
     runs: dict[str, Run] = {}
 
     def run(name: str) -> Run:
         if name not in runs:
-            stack = LakeStack(client, emulator.endpoint_url, tmp_path_factory.mktemp(name))
+            stack = LakeStack(deployed, tmp_path_factory.mktemp(name))
             runs[name] = _run(stack, name, workload, LocalEngine(stack.lake, engine_filesystem))
         return runs[name]
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
             monkeypatch.delenv(name, raising=False)
-        for name, value in env.items():
+        for name, value in deployed.workspace.env().items():
             monkeypatch.setenv(name, value)
         yield run
     wrappers.reset()
@@ -198,7 +179,6 @@ def _run(
     stack: LakeStack, scenario: str, workload: list[dict[str, Any]], engine: LocalEngine
 ) -> Run:
     wrappers.reset()  # fresh faults, and lake writers built for this run's buckets
-    stack.create_buckets()
     stream_arn = stack.stream(shards=2)
     stack.function(HANDLERS[scenario], env=stack.environment())
     stack.mapping(
@@ -230,7 +210,7 @@ def _run(
     )
 
 
-def pipeline_query(sql: str, bucket: str, endpoint_url: str) -> list[dict[str, Any]]:
+def pipeline_query(sql: str, bucket: str, workspace: Workspace) -> list[dict[str, Any]]:
     """``pipeline query SQL --format json`` in a fresh process, as a user runs it."""
     completed = subprocess.run(
         [
@@ -240,16 +220,14 @@ def pipeline_query(sql: str, bucket: str, endpoint_url: str) -> list[dict[str, A
             "query",
             sql,
             "--workspace",
-            "lake-once",
-            "--endpoint",
-            endpoint_url,
+            workspace.name,
             "--bucket",
             bucket,
             "--format",
             "json",
         ],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "PIPELINE_STATE_DIR": str(workspace.state_dir)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -298,7 +276,7 @@ def test_a_function_crashing_part_way_through_batches_lands_every_event_once(
     run_scenario: Callable[[str], Run],
     produced: dict[str, int],
     workload: list[dict[str, Any]],
-    emulator: Any,
+    deployed: DeployedStack,
 ) -> None:
     crashed = run_scenario("crash_midway")  # and asked through `pipeline query`, as users do
 
@@ -309,7 +287,7 @@ def test_a_function_crashing_part_way_through_batches_lands_every_event_once(
     assert crashed.stats.retries >= crashed.wrapper_counts["crashes"]
     assert crashed.stats.bisections == 0
 
-    rows = pipeline_query(every_table_sql(), crashed.lake_bucket, emulator.endpoint_url)
+    rows = pipeline_query(every_table_sql(), crashed.lake_bucket, deployed.workspace)
     assert {row["tbl"]: (row["events"], row["ids"]) for row in rows} == {
         table: (n, n) for table, n in produced.items()
     }

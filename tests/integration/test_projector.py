@@ -21,7 +21,7 @@ from tests.kinesis_events import (
     plain_records,
     table_contents,
 )
-from tests.stack import DeployedStack, Isolated
+from tests.stack import FAST_WRITE_RETRIES, DeployedStack, Isolated
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def stores(
 ) -> Isolated:
     """The projector's environment as Terraform set it, on copies of its tables and bucket."""
     isolated = deployed.isolated("projector")
-    for name, value in {**isolated.env, **FAST_RETRIES}.items():
+    for name, value in {**isolated.env, **FAST_WRITE_RETRIES}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     handler.projector_for.cache_clear()
