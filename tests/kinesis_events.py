@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pipelines.consumers.batch import Batch, KinesisBatchKernel
-from pipelines.consumers.config import ProjectorSettings, TableNames
+from pipelines.consumers.config import TableNames
 from pipelines.contract.codec import encode_event
 from pipelines.stream.aggregation import Aggregator
 
@@ -28,9 +28,6 @@ TABLES = TableNames(
 )
 BUCKET = "test-quarantine"
 
-
-def projector_settings(**overrides: Any) -> ProjectorSettings:
-    return ProjectorSettings(tables=TABLES, quarantine_bucket=BUCKET, **overrides)
 
 
 def settings_env() -> dict[str, str]:

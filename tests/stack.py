@@ -53,6 +53,7 @@ class DeployedStack:
 
     up: UpResult
     workspace: Workspace
+    _functions: dict[str, FunctionConfig] = field(default_factory=dict, repr=False)
 
     @property
     def endpoint_url(self) -> str:
@@ -70,10 +71,12 @@ class DeployedStack:
 
     def function_config(self, name: str) -> FunctionConfig:
         """A deployed function's configuration (``projector``, ``alerter``, ``lake-writer``)."""
-        config = self.client("lambda").get_function_configuration(
-            FunctionName=self.workspace.function(name)
-        )
-        return FunctionConfig.from_api(config)
+        if name not in self._functions:
+            config = self.client("lambda").get_function_configuration(
+                FunctionName=self.workspace.function(name)
+            )
+            self._functions[name] = FunctionConfig.from_api(config)
+        return self._functions[name]
 
     def function_env(self, name: str) -> dict[str, str]:
         return dict(self.function_config(name).environment)

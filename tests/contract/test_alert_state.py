@@ -1,0 +1,88 @@
+"""The alert rules' state in DynamoDB: baselines and recent transactions, on every backend."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from pipelines.adapters.alert_state import BaselineStore, RecentTransactions
+from pipelines.adapters.dynamo import DynamoWriter
+from pipelines.consumers.alerts.rules import MetricSample, Transaction
+from pipelines.errors import MisconfigurationError
+from tests.contract.conftest import Backend
+from tests.stack import Isolated
+
+T0 = 1_793_620_800_000  # 2026-11-02T12:00:00Z
+SERIES = ("db-01", "response_time")
+
+
+@pytest.fixture
+def stores(backend: Backend) -> Isolated:
+    return backend.isolated("alerter")
+
+
+def samples(values: list[float], start: int = 0) -> list[MetricSample]:
+    return [
+        MetricSample(f"e-{start + i:03d}", *SERIES, v, T0 + (start + i) * 1000)
+        for i, v in enumerate(values)
+    ]
+
+
+def test_a_baseline_saved_twice_with_the_same_samples_moves_once(
+    backend: Backend, stores: Isolated
+) -> None:
+    baselines = BaselineStore(backend.client("dynamodb"), stores.tables["metric_baselines"])
+    first = samples([10.0, 11.0, 12.0])
+
+    baselines.save(SERIES, baselines.load([SERIES])[SERIES], first)
+    stored = baselines.load([SERIES])[SERIES]
+    baselines.save(SERIES, stored, first)  # a re-delivery: nothing new
+
+    again = baselines.load([SERIES])[SERIES]
+    assert [s[2] for s in again.baseline.samples] == [10.0, 11.0, 12.0]
+    assert again.revision == stored.revision == 1
+
+
+def test_a_writer_that_saved_in_between_is_merged_with_not_overwritten(
+    backend: Backend, stores: Isolated
+) -> None:
+    baselines = BaselineStore(backend.client("dynamodb"), stores.tables["metric_baselines"])
+    stale = baselines.load([SERIES])[SERIES]  # read before the other writer saved
+    baselines.save(SERIES, stale, samples([1.0, 2.0]))
+
+    baselines.save(SERIES, stale, samples([3.0], start=2))
+
+    merged = baselines.load([SERIES])[SERIES]
+    assert [s[2] for s in merged.baseline.samples] == [1.0, 2.0, 3.0]
+    assert merged.revision == 2
+
+
+def test_a_users_window_is_read_by_event_time_whatever_order_it_was_written_in(
+    backend: Backend, stores: Isolated
+) -> None:
+    writer = DynamoWriter(backend.client("dynamodb"))
+    recent = RecentTransactions(writer, stores.tables["recent_transactions"])
+    txs = [
+        Transaction(f"e-{i}", "user-1", f"t-{i}", Decimal("5.00"), "USD", status, T0 + ms)
+        for i, (ms, status) in enumerate(
+            [(60_000, "completed"), (0, "declined"), (30_000, "completed")]
+        )
+    ]
+    recent.record([recent.put_for(tx) for tx in txs])
+    recent.record([recent.put_for(txs[0])])  # re-delivered: the same item
+
+    history = recent.history("user-1", T0, T0 + 60_000)
+
+    assert [(e.occurred_at_ms - T0, e.event_id, e.declined) for e in history] == [
+        (0, "e-1", True),
+        (30_000, "e-2", False),
+        (60_000, "e-0", False),
+    ]
+    assert recent.history("user-1", T0 + 1, T0 + 29_999) == []
+
+
+def test_a_missing_table_is_a_misconfiguration(backend: Backend, stores: Isolated) -> None:
+    baselines = BaselineStore(backend.client("dynamodb"), "no-such-table")
+    with pytest.raises(MisconfigurationError):
+        baselines.load([SERIES])
