@@ -1,8 +1,9 @@
-"""The real root module applied to a fresh embedded emulator, then destroyed.
+"""The real root module, applied once for the session by ``pipeline up`` (tests/conftest.py).
 
-One apply is shared by the shape checks: what the Python code relies on must exist with
-the right keys, encryption and wiring. A second workspace then goes up beside the first,
-and ``pipeline down`` must leave nothing behind.
+The shape checks run on that apply: what the Python code relies on must exist with the right
+keys, encryption and wiring, and each function's environment must hold what its reader
+requires. A second workspace then goes up beside it and ``pipeline down`` must leave nothing
+of it behind: the one extra apply of the session, because it is Terraform under test.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import boto3
 import pytest
 
+from pipelines.consumers.config import SETTINGS_BY_FUNCTION, known_variables, required_variables
 from pipelines_local.catalog import current_schemas, glue_columns
-from pipelines_local.emulator import emulator_env
 from pipelines_local.infra import stack
 from pipelines_local.infra.cli_config import provider_mirror
+from pipelines_local.packaging import LambdaRuntime
+from pipelines_local.workspace import Workspace, WorkspaceError
+from tests.stack import DeployedStack
 
 pytestmark = [
     pytest.mark.integration,
@@ -31,46 +35,32 @@ pytestmark = [
     ),
 ]
 
-FIRST = f"it-{uuid.uuid4().hex[:6]}"
 SECOND = f"pr-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture(scope="module")
-def state_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("pipeline-state")
+def state_dir(deployed: DeployedStack) -> Path:
+    return deployed.workspace.state_dir
 
 
 @pytest.fixture(scope="module")
-def deployed(state_dir) -> Iterator[stack.UpResult]:
-    result = stack.up(FIRST, state_dir=state_dir)
-    yield result
-    # Normally test_down_leaves_nothing has already done this; make sure after a failure.
-    for workspace in (SECOND, FIRST):
-        stack.down(workspace, state_dir=state_dir)
+def aws(deployed: DeployedStack) -> Callable[[str], Any]:
+    return deployed.client
 
 
-@pytest.fixture(scope="module")
-def aws(deployed):
-    env = emulator_env(deployed.endpoint_url)
-    session = boto3.Session(
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_REGION"],
-    )
-    return lambda service: session.client(service, endpoint_url=deployed.endpoint_url)
-
-
-def test_up_starts_an_emulator_and_reports_where_the_stack_is(deployed, state_dir):
-    assert deployed.started_emulator and deployed.created_workspace
-    assert deployed.workspace == FIRST and deployed.region == "us-east-1"
-    assert deployed.endpoint_url.startswith("http://127.0.0.1:")
-    assert deployed.outputs["name_prefix"] == f"pipelines-{FIRST}"
-    os.kill(deployed.emulator_pid, 0)  # still running after up returned
-    print(f"\napply took {deployed.seconds['apply']}s on the emulator")
+def test_up_starts_an_emulator_and_records_where_the_stack_is(deployed, state_dir):
+    up = deployed.up
+    assert up.started_emulator and up.created_workspace
+    assert up.region == "us-east-1"
+    assert up.endpoint_url.startswith("http://127.0.0.1:")
+    assert up.outputs["name_prefix"] == f"pipelines-{up.workspace}"
+    os.kill(up.emulator_pid, 0)  # still running after up returned
+    assert Workspace.load(up.workspace, state_dir).outputs == up.outputs
+    print(f"\napply took {up.seconds['apply']}s on the emulator")
 
 
 def test_plan_after_apply_reports_no_changes(deployed, state_dir):
-    changed, text = stack.plan(FIRST, state_dir=state_dir)
+    changed, text = stack.plan(deployed.workspace.name, state_dir=state_dir)
     assert not changed, text[-4000:]
 
 
@@ -221,47 +211,89 @@ def test_alert_topics_are_encrypted(deployed, aws):
         assert sns.get_topic_attributes(TopicArn=arn)["Attributes"]["KmsMasterKeyId"]
 
 
-def test_a_second_workspace_applies_beside_the_first(deployed, aws, state_dir):
+@pytest.mark.parametrize("function", sorted(SETTINGS_BY_FUNCTION))
+def test_every_function_environment_holds_what_its_reader_requires_and_nothing_else(
+    deployed, function
+):
+    settings = SETTINGS_BY_FUNCTION[function]
+    env = deployed.function_env(function)
+    assert required_variables(settings) <= set(env)
+    assert set(env) - known_variables(settings) == set()
+    settings.from_env(env)  # and every value reads
+
+
+def test_the_functions_run_the_runtime_the_package_is_built_for(deployed):
+    declared = LambdaRuntime.declared()
+    for function in SETTINGS_BY_FUNCTION:
+        config = deployed.client("lambda").get_function_configuration(
+            FunctionName=deployed.workspace.function(function)
+        )
+        assert config["Runtime"] == declared.runtime
+        assert config["Architectures"] == [declared.architecture]
+
+
+def _named(prefix: str, names: list[str]) -> list[str]:
+    return [n for n in names if prefix in n]
+
+
+def _leftovers(aws: Callable[[str], Any], prefix: str) -> dict[str, list[str]]:
+    """Everything on the emulator whose name carries ``prefix``."""
+    glue_prefix = prefix.replace("-", "_")
+    return {
+        "streams": _named(prefix, aws("kinesis").list_streams()["StreamNames"]),
+        "tables": _named(prefix, aws("dynamodb").list_tables()["TableNames"]),
+        "buckets": _named(prefix, [b["Name"] for b in aws("s3").list_buckets()["Buckets"]]),
+        "queues": _named(prefix, aws("sqs").list_queues().get("QueueUrls", [])),
+        "topics": _named(prefix, [t["TopicArn"] for t in aws("sns").list_topics()["Topics"]]),
+        "databases": _named(
+            glue_prefix, [d["Name"] for d in aws("glue").get_databases()["DatabaseList"]]
+        ),
+        "workgroups": _named(
+            prefix, [w["Name"] for w in aws("athena").list_work_groups()["WorkGroups"]]
+        ),
+        "alarms": _named(
+            prefix, [a["AlarmName"] for a in aws("cloudwatch").describe_alarms()["MetricAlarms"]]
+        ),
+        "dashboards": _named(
+            prefix,
+            [d["DashboardName"] for d in aws("cloudwatch").list_dashboards()["DashboardEntries"]],
+        ),
+        "functions": _named(
+            prefix, [f["FunctionName"] for f in aws("lambda").list_functions()["Functions"]]
+        ),
+        "roles": _named(prefix, [r["RoleName"] for r in aws("iam").list_roles()["Roles"]]),
+        "aliases": _named(prefix, [a["AliasName"] for a in aws("kms").list_aliases()["Aliases"]]),
+    }
+
+
+def test_a_second_workspace_applies_beside_the_first_and_down_leaves_nothing_of_it(
+    deployed, aws, state_dir
+):
+    first = deployed.up
     second = stack.up(SECOND, state_dir=state_dir)
-    assert second.endpoint_url == deployed.endpoint_url
-    assert not second.started_emulator and second.emulator_pid == deployed.emulator_pid
-    assert second.outputs["stream_name"] != deployed.outputs["stream_name"]
-    streams = aws("kinesis").list_streams()["StreamNames"]
-    assert {deployed.outputs["stream_name"], second.outputs["stream_name"]} <= set(streams)
+    try:
+        assert second.endpoint_url == first.endpoint_url
+        assert not second.started_emulator and second.emulator_pid == first.emulator_pid
+        assert second.outputs["stream_name"] != first.outputs["stream_name"]
+        streams = aws("kinesis").list_streams()["StreamNames"]
+        assert {first.outputs["stream_name"], second.outputs["stream_name"]} <= set(streams)
+        prefix = second.outputs["name_prefix"]
+        assert all(_leftovers(aws, prefix).values())  # each kind of resource exists
 
-    again = stack.up(SECOND, state_dir=state_dir)  # running up twice is harmless
-    assert not again.created_workspace and again.outputs == second.outputs
+        again = stack.up(SECOND, state_dir=state_dir)  # running up twice is harmless
+        assert not again.created_workspace and again.outputs == second.outputs
+    finally:
+        result = stack.down(SECOND, state_dir=state_dir)
 
-    result = stack.down(SECOND, state_dir=state_dir)
     assert result.destroyed and not result.stopped_emulator  # the first workspace remains
-    assert aws("kinesis").list_streams()["StreamNames"] == [deployed.outputs["stream_name"]]
-
-
-def test_down_leaves_nothing(deployed, aws, state_dir):
-    result = stack.down(FIRST, state_dir=state_dir, keep_emulator=True)
-    assert result.destroyed and not result.stopped_emulator
-
-    assert aws("kinesis").list_streams()["StreamNames"] == []
-    assert aws("dynamodb").list_tables()["TableNames"] == []
-    assert aws("s3").list_buckets()["Buckets"] == []
-    assert aws("sqs").list_queues().get("QueueUrls", []) == []
-    assert aws("sns").list_topics()["Topics"] == []
-    assert aws("glue").get_databases()["DatabaseList"] == []
-    workgroups = aws("athena").list_work_groups()["WorkGroups"]
-    assert [w["Name"] for w in workgroups] == ["primary"]
-    assert aws("cloudwatch").describe_alarms()["MetricAlarms"] == []
-    assert aws("cloudwatch").list_dashboards()["DashboardEntries"] == []
+    assert _leftovers(aws, prefix) == {kind: [] for kind in _leftovers(aws, prefix)}
     kms = aws("kms")
-    aliases = kms.list_aliases()["Aliases"]
-    # moto creates keys behind "alias/aws/..." itself (AWS-managed on AWS); ours are the rest.
-    managed = {a.get("TargetKeyId") for a in aliases if a["AliasName"].startswith("alias/aws/")}
     keys = [kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"] for k in kms.list_keys()["Keys"]]
-    ours = [k for k in keys if k["KeyManager"] == "CUSTOMER" and k["KeyId"] not in managed]
-    # A customer key cannot vanish at once: each workspace's waits out its deletion window.
-    assert [k["KeyState"] for k in ours] == ["PendingDeletion"] * 2, ours
-    assert not [a for a in aliases if a["AliasName"].startswith("alias/pipelines-")]
-
-    result = stack.down(FIRST, state_dir=state_dir)
-    assert not result.destroyed and result.stopped_emulator
-    with pytest.raises(ProcessLookupError):
-        os.kill(deployed.emulator_pid, 0)
+    key_arn = second.outputs["kms_key_arn"]
+    # A customer key cannot vanish at once: it waits out its deletion window.
+    assert [k["KeyState"] for k in keys if k["Arn"] == key_arn] == ["PendingDeletion"]
+    with pytest.raises(WorkspaceError):
+        Workspace.load(SECOND, state_dir)
+    # The first workspace is untouched.
+    assert deployed.workspace.stream_name in aws("kinesis").list_streams()["StreamNames"]
+    os.kill(first.emulator_pid, 0)
