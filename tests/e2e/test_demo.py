@@ -63,3 +63,4 @@ def test_demo_accounts_for_every_event_and_tears_down(tmp_path: Path) -> None:
     assert not report["kept"]
     # Torn down: no emulator left running for this state directory.
     assert not (tmp_path / "state" / "emulator.json").exists()
+    assert not list((tmp_path / "state").glob("workspaces/*.json"))  # nor its record
