@@ -29,7 +29,6 @@ TABLES = TableNames(
 BUCKET = "test-quarantine"
 
 
-
 def settings_env() -> dict[str, str]:
     """The environment variables Terraform sets on the projector function."""
     return {

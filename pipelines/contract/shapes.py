@@ -132,7 +132,12 @@ def _shape(schema: Any, named: dict[str, Shape | None]) -> Shape:
     kind = schema["type"]
     logical = _logical_key(schema)
     if logical is not None:
-        return _logical(schema, logical)
+        shape = _logical(schema, logical)
+        if kind in ("record", "enum", "fixed"):
+            # A named logical type (a decimal on a fixed) may be referred to by
+            # name afterwards, and fastavro converts it there as well.
+            named[schema["name"]] = shape
+        return shape
     if kind in PRIMITIVES:
         return Primitive(kind)
     if kind == "array":

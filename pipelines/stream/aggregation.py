@@ -14,7 +14,7 @@ carries the magic but fails its checksum or protobuf parse as corrupt.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import aws_kinesis_agg.aggregator  # noqa: F401  (puts the protobuf modules on the path)
 from aws_kinesis_agg import MAGIC, messages_pb2
@@ -92,8 +92,7 @@ class Aggregator:
         return MAGIC + body + hashlib.md5(body).digest()
 
 
-@dataclass(frozen=True, slots=True)
-class SubRecord:
+class SubRecord(NamedTuple):
     """One user record inside a Kinesis record."""
 
     partition_key: str

@@ -181,30 +181,3 @@ def decode_stream_record(
     return DecodedRecord(
         sequence_number, shard_id, partition_key, approximate_arrival, aggregated, events, poison
     )
-
-
-def user_records(
-    data: bytes,
-    *,
-    partition_key: str,
-    sequence_number: str,
-    shard_id: str | None = None,
-    approximate_arrival: float | None = None,
-) -> list[UserRecord]:
-    """The user records inside one Kinesis record's data, deaggregated but not decoded.
-
-    For tools that show bytes as they are (``pipeline events decode``); raises a
-    :class:`~pipelines.errors.CorruptRecordError` for a broken aggregate.
-    """
-    return [
-        UserRecord(
-            shard_id,
-            sequence_number,
-            sub.sub_sequence_number,
-            sub.partition_key,
-            sub.data,
-            approximate_arrival,
-            sub.aggregated,
-        )
-        for sub in deaggregate(data, partition_key)
-    ]

@@ -14,7 +14,7 @@ from pipelines.consumers.alerts.planning import BatchState, evaluate, plan_batch
 from pipelines.consumers.alerts.rules import Baseline, tx_entry
 from pipelines.contract.codec import Codec
 from pipelines_local.simulator import simulate
-from tests.benchmarks.timing import best_of, pin_one_core
+from tests.benchmarks.timing import median_cpu, pin_one_core
 from tests.kinesis_events import aggregated_record
 
 N_EVENTS = 10_000
@@ -45,8 +45,8 @@ def main() -> None:
 
     samples = sum(len(p.samples) for p in plans)
     transactions = sum(len(p.transactions) for p in plans)
-    t_eval = best_of(5, lambda: evaluate(plans, state))
-    t_plan = best_of(5, lambda: plan_batch(records, codec))
+    t_eval = median_cpu(5, lambda: evaluate(plans, state))
+    t_plan = median_cpu(5, lambda: plan_batch(records, codec))
     alerts = sum(len(p.alerts) for p in plans)
 
     rate = N_EVENTS / t_eval

@@ -25,7 +25,7 @@ from pipelines.consumers.lake import LakeTables
 from pipelines.contract.codec import Codec, DecodedEvent
 from pipelines.contract.events import event_to_json
 from pipelines_local.simulator import simulate
-from tests.benchmarks.timing import best_of, pin_one_core
+from tests.benchmarks.timing import median_cpu, pin_one_core
 
 N_EVENTS = 10_000
 RATE_TARGET = 0.30
@@ -70,8 +70,8 @@ def main() -> None:
     for compression in ("zstd", "snappy"):
         tables = LakeTables(compression=compression)
         rows = _flat_rows(events)
-        lake_s = best_of(5, partial(tables.files, events, "batch"))
-        alone_s = best_of(5, partial(_pyarrow_alone, tables, rows))
+        lake_s = median_cpu(5, partial(tables.files, events, "batch"))
+        alone_s = median_cpu(5, partial(_pyarrow_alone, tables, rows))
         lake_rate, alone_rate = len(events) / lake_s, len(events) / alone_s
         ratio = lake_rate / alone_rate
         print(

@@ -53,7 +53,7 @@ from pipelines.contract.events import event_to_json
 from pipelines_local.catalog import table_name
 from pipelines_local.query import named_query, to_duckdb_sql
 from pipelines_local.simulator import simulate
-from tests.benchmarks.timing import best_of, pin_one_core
+from tests.benchmarks.timing import median_cpu, pin_one_core
 
 N_EVENTS = 100_000
 BATCH = 5_000
@@ -354,8 +354,8 @@ def main() -> None:
                 for how, settings in PARQUET_READS.items()
             }
             counted, counted_rows = _counted_parquet_bytes(lake, sql)
-            parquet_s = best_of(RUNS, partial(_run, lake, _parquet_view, sql))
-            json_s = best_of(RUNS, partial(_run, jsonl, _json_view, sql))
+            parquet_s = median_cpu(RUNS, partial(_run, lake, _parquet_view, sql))
+            json_s = median_cpu(RUNS, partial(_run, jsonl, _json_view, sql))
             results = [rows for _, rows in parquet.values()] + [counted_rows]
             equal = all(_same(json_rows, rows) for rows in results)
             print(
@@ -373,7 +373,7 @@ def main() -> None:
                 print(f"    Parquet, {how}: {parquet_bytes:,}: {share:.2%} of JSON{verdict}")
             print(f"    Parquet as pyarrow datasets, counted by the filesystem: {counted:,}")
             print(
-                f"  query time (best of {RUNS}, fresh connection, defaults): Parquet "
+                f"  query time (median of {RUNS}, fresh connection, defaults): Parquet "
                 f"{parquet_s * 1000:.1f} ms, JSON lines {json_s * 1000:.1f} ms"
             )
             if not equal:

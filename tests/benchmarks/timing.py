@@ -1,9 +1,10 @@
-"""What every benchmark here shares: one core, best of a few runs."""
+"""What every benchmark here shares: one core, CPU time, the median of several rounds."""
 
 from __future__ import annotations
 
 import gc
 import os
+import statistics
 import time
 from collections.abc import Callable
 
@@ -14,12 +15,22 @@ def pin_one_core() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
-def best_of(runs: int, fn: Callable[[], object]) -> float:
-    """The fastest of ``runs`` timings of ``fn``, in seconds, each after a full collection."""
-    best = float("inf")
-    for _ in range(runs):
+def median_cpu(rounds: int, fn: Callable[[], object], *, gc_paused: bool = False) -> float:
+    """The median CPU time of ``rounds`` runs of ``fn``, in seconds, each after a collection.
+
+    CPU time (``process_time``), not wall time: what the machine's other work does between
+    rounds does not count. With ``gc_paused`` the cyclic collector is off during each run, as
+    the batch kernel pauses it while it decodes a batch.
+    """
+    times = []
+    for _ in range(rounds):
         gc.collect()
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        if gc_paused:
+            gc.disable()
+        start = time.process_time()
+        try:
+            fn()
+        finally:
+            times.append(time.process_time() - start)
+            gc.enable()
+    return statistics.median(times)

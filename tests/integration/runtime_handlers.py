@@ -119,6 +119,5 @@ def collect_events(event: dict[str, Any], context: Any) -> None:
     call.decoded = [
         delivered.event.event_id
         for record in event["Records"]
-        for delivered in decode_lambda_record(record)
-        if delivered.event is not None
+        for delivered in decode_lambda_record(record).events
     ]

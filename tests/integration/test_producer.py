@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from pipelines.contract.codec import decode_event
+from pipelines.adapters.retry import RetryPolicy
 from pipelines.contract.events import new_event
 from pipelines.errors import DeliveryError
-from pipelines.stream.producer import MAX_BYTES_PER_REQUEST, Producer, RetryPolicy
-from pipelines.stream.records import user_records
+from pipelines.stream.producer import MAX_BYTES_PER_REQUEST, Producer
+from pipelines.stream.records import decode_stream_record
 from pipelines_local.simulator import simulate
 
 pytestmark = pytest.mark.integration
@@ -69,7 +69,11 @@ def _stream(kinesis: Any, name: str, shards: int) -> str:
 
 
 def _read_back(kinesis: Any, stream: str) -> list[tuple[str, str, int, str, str]]:
-    """Every event on every shard: (shard, sequence, sub-sequence, partition key, event id)."""
+    """Every event on every shard: (shard, sequence, sub-sequence, aggregate id, event id).
+
+    The aggregate id is the ordering key consumers use; an aggregate's user records all
+    carry the aggregate's one partition key.
+    """
     out = []
     for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
         iterator = kinesis.get_shard_iterator(
@@ -78,19 +82,21 @@ def _read_back(kinesis: Any, stream: str) -> list[tuple[str, str, int, str, str]
         while iterator:
             page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
             for record in page["Records"]:
-                for user in user_records(
+                decoded = decode_stream_record(
                     record["Data"],
                     partition_key=record["PartitionKey"],
                     sequence_number=record["SequenceNumber"],
                     shard_id=shard["ShardId"],
-                ):
-                    event = decode_event(user.data)
+                )
+                assert decoded.poison == []
+                for delivered in decoded.events:
+                    event = delivered.event
                     out.append(
                         (
                             shard["ShardId"],
-                            user.sequence_number,
-                            user.sub_sequence_number,
-                            user.partition_key,
+                            decoded.sequence_number,
+                            delivered.sub_sequence_number,
+                            event.metadata["aggregate_id"],
                             event.event_id,
                         )
                     )

@@ -236,34 +236,36 @@ def _named(prefix: str, names: list[str]) -> list[str]:
     return [n for n in names if prefix in n]
 
 
+def _all(client: Any, operation: str, key: str, field: str | None = None) -> list[str]:
+    """Every name an AWS list operation pages through (``field`` of each item, if given)."""
+    items = [
+        item for page in client.get_paginator(operation).paginate() for item in page.get(key, [])
+    ]
+    return [item[field] if field else item for item in items]
+
+
 def _leftovers(aws: Callable[[str], Any], prefix: str) -> dict[str, list[str]]:
     """Everything on the emulator whose name carries ``prefix``."""
-    glue_prefix = prefix.replace("-", "_")
-    return {
-        "streams": _named(prefix, aws("kinesis").list_streams()["StreamNames"]),
-        "tables": _named(prefix, aws("dynamodb").list_tables()["TableNames"]),
-        "buckets": _named(prefix, [b["Name"] for b in aws("s3").list_buckets()["Buckets"]]),
-        "queues": _named(prefix, aws("sqs").list_queues().get("QueueUrls", [])),
-        "topics": _named(prefix, [t["TopicArn"] for t in aws("sns").list_topics()["Topics"]]),
-        "databases": _named(
-            glue_prefix, [d["Name"] for d in aws("glue").get_databases()["DatabaseList"]]
+    found = {
+        "streams": _all(aws("kinesis"), "list_streams", "StreamNames"),
+        "tables": _all(aws("dynamodb"), "list_tables", "TableNames"),
+        "buckets": [b["Name"] for b in aws("s3").list_buckets()["Buckets"]],
+        "queues": _all(aws("sqs"), "list_queues", "QueueUrls"),
+        "topics": _all(aws("sns"), "list_topics", "Topics", "TopicArn"),
+        "databases": [
+            name.replace("_", "-")
+            for name in _all(aws("glue"), "get_databases", "DatabaseList", "Name")
+        ],
+        "workgroups": [w["Name"] for w in aws("athena").list_work_groups()["WorkGroups"]],
+        "alarms": _all(aws("cloudwatch"), "describe_alarms", "MetricAlarms", "AlarmName"),
+        "dashboards": _all(
+            aws("cloudwatch"), "list_dashboards", "DashboardEntries", "DashboardName"
         ),
-        "workgroups": _named(
-            prefix, [w["Name"] for w in aws("athena").list_work_groups()["WorkGroups"]]
-        ),
-        "alarms": _named(
-            prefix, [a["AlarmName"] for a in aws("cloudwatch").describe_alarms()["MetricAlarms"]]
-        ),
-        "dashboards": _named(
-            prefix,
-            [d["DashboardName"] for d in aws("cloudwatch").list_dashboards()["DashboardEntries"]],
-        ),
-        "functions": _named(
-            prefix, [f["FunctionName"] for f in aws("lambda").list_functions()["Functions"]]
-        ),
-        "roles": _named(prefix, [r["RoleName"] for r in aws("iam").list_roles()["Roles"]]),
-        "aliases": _named(prefix, [a["AliasName"] for a in aws("kms").list_aliases()["Aliases"]]),
+        "functions": _all(aws("lambda"), "list_functions", "Functions", "FunctionName"),
+        "roles": _all(aws("iam"), "list_roles", "Roles", "RoleName"),
+        "aliases": _all(aws("kms"), "list_aliases", "Aliases", "AliasName"),
     }
+    return {kind: [n for n in names if prefix in n] for kind, names in found.items()}
 
 
 def test_a_second_workspace_applies_beside_the_first_and_down_leaves_nothing_of_it(
