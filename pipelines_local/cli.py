@@ -45,8 +45,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What the `local` extra installs; without it the commands cannot import.
+_LOCAL_EXTRA = frozenset({"rich", "duckdb", "sqlglot", "pytz", "moto"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _LOCAL_EXTRA:
+            raise
+        print(
+            f"pipeline: {exc.name} is missing; the command line needs the local extra: "
+            "pip install 'pipelines[local]'",
+            file=sys.stderr,
+        )
+        return 2
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

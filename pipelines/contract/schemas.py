@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,10 +47,7 @@ _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
 
 
 def schemas_dir() -> Path:
-    """Where the schemas live: ``$PIPELINE_SCHEMAS_DIR``, the wheel, or the repo."""
-    override = os.environ.get("PIPELINE_SCHEMAS_DIR")
-    if override:
-        return Path(override)
+    """Where the schemas live: inside the package (``pipelines/_schemas``), or the checkout."""
     package = Path(__file__).resolve().parent.parent  # pipelines/
     packaged = package / "_schemas"
     if packaged.is_dir():

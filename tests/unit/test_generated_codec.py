@@ -183,7 +183,7 @@ def _valid_values(version: SchemaVersion) -> st.SearchStrategy[Any]:
 
 
 @pytest.mark.parametrize("version", _SHIPPED, ids=_version_id)
-@_settings(150)
+@_settings(200)
 @given(data=st.data())
 def test_shipped_schema_values_write_and_read_as_fastavro(
     version: SchemaVersion, data: st.DataObject
@@ -203,7 +203,7 @@ def test_shipped_schema_values_write_and_read_as_fastavro(
 
 
 @pytest.mark.parametrize("version", _SHIPPED, ids=_version_id)
-@_settings(100)
+@_settings(150)
 @given(data=st.data())
 def test_shipped_schema_odd_values_agree_or_decline(
     version: SchemaVersion, data: st.DataObject
@@ -477,7 +477,7 @@ def test_unions_of_two_contenders_pick_fastavros_branch() -> None:
     assert wrote > count * count  # the generated code writes most of them itself
 
 
-@_settings(300)
+@_settings(500)
 @given(st.lists(st.integers(0, len(_contenders("N")) - 1), min_size=3, max_size=6))
 def test_unions_of_several_contenders_pick_fastavros_branch(picks: list[int]) -> None:
     _union_agrees_or_declines([_contenders(f"N{i}")[c] for i, c in enumerate(picks)])
@@ -751,7 +751,7 @@ def _parsed(schema: Any) -> Any | None:
         return None
 
 
-@_settings(400)
+@_settings(1200)
 @given(generated=_schemas(), data=st.data())
 def test_arbitrary_schemas_agree_with_fastavro_or_decline(
     generated: Generated, data: st.DataObject
@@ -1089,7 +1089,7 @@ def test_every_truncation_and_bit_flip_decodes_alike() -> None:
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
-@_settings(25)
+@_settings(40)
 @given(data=st.data())
 def test_damaged_records_decode_alike(event_type: str, data: st.DataObject) -> None:
     wire = REFERENCE.encode(data.draw(events_of(event_type), label="event"))
@@ -1211,7 +1211,7 @@ def test_invalid_simulated_events_encode_alike() -> None:
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
-@_settings(4)
+@_settings(8)
 @given(data=st.data())
 def test_invalid_events_encode_alike(event_type: str, data: st.DataObject) -> None:
     e = data.draw(events_of(event_type), label="event")
