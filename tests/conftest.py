@@ -62,15 +62,20 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployedStack
             stop_emulator(up.emulator_pid)
 
 
-@pytest.fixture
-def deployed_env(deployed: DeployedStack, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Point the environment at the deployed stack's emulator for this test."""
+def _point_at(endpoint_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point the environment at ``endpoint_url`` for one test; return the variables set."""
     for name in _FOREIGN_AWS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    env = emulator_env(deployed.endpoint_url)
+    env = emulator_env(endpoint_url)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture
+def deployed_env(deployed: DeployedStack, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point the environment at the deployed stack's emulator for this test."""
+    return _point_at(deployed.endpoint_url, monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -82,13 +87,8 @@ def emulator() -> Iterator[EmulatorProcess]:
 
 @pytest.fixture
 def aws_env(emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Point the environment at the emulator for this test; return the variables set."""
-    for name in _FOREIGN_AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    env = emulator_env(emulator.endpoint_url)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
+    """Point the environment at the plain emulator for this test; return the variables set."""
+    return _point_at(emulator.endpoint_url, monkeypatch)
 
 
 @pytest.fixture
