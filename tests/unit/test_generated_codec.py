@@ -183,7 +183,7 @@ def _valid_values(version: SchemaVersion) -> st.SearchStrategy[Any]:
 
 
 @pytest.mark.parametrize("version", _SHIPPED, ids=_version_id)
-@_settings(200)
+@_settings(150)
 @given(data=st.data())
 def test_shipped_schema_values_write_and_read_as_fastavro(
     version: SchemaVersion, data: st.DataObject
@@ -203,7 +203,7 @@ def test_shipped_schema_values_write_and_read_as_fastavro(
 
 
 @pytest.mark.parametrize("version", _SHIPPED, ids=_version_id)
-@_settings(150)
+@_settings(120)
 @given(data=st.data())
 def test_shipped_schema_odd_values_agree_or_decline(
     version: SchemaVersion, data: st.DataObject
@@ -751,7 +751,7 @@ def _parsed(schema: Any) -> Any | None:
         return None
 
 
-@_settings(1200)
+@_settings(800)
 @given(generated=_schemas(), data=st.data())
 def test_arbitrary_schemas_agree_with_fastavro_or_decline(
     generated: Generated, data: st.DataObject
@@ -884,7 +884,7 @@ def test_every_union_index_agrees_or_declines() -> None:
             padded = _zigzag(index)[:-1] + bytes([_zigzag(index)[-1] | 0x80, 0]) + tail
             _read_agrees_or_declines(codec.read, parsed, padded)
     for data in (b"\x00", b"\x02\x02", b"\x04\x02a", b"\x06\x02"):
-        assert codec.read(data, 0) == _fastavro_read(parsed, data)
+        assert _same(codec.read(data, 0), _fastavro_read(parsed, data))
 
 
 def test_floats_read_and_write_bit_for_bit() -> None:
@@ -904,11 +904,10 @@ def test_floats_read_and_write_bit_for_bit() -> None:
         for bits in patterns:
             data = bits.to_bytes(width, "little")
             assert _same(codec.read(data, 0), _fastavro_read(parsed, data))
-            value = unpack(bits)
-            assert _write_agrees_or_declines(codec.write, parsed, value)
-            assert _write_agrees_or_declines(codec.write, parsed, _double(bits * 7919 % 2**64)) or (
-                kind == "float"
-            )
+            assert _write_agrees_or_declines(codec.write, parsed, unpack(bits))
+            # Any double: a float may decline one too wide for 32 bits, a double never does.
+            wrote = _write_agrees_or_declines(codec.write, parsed, _double(bits * 7919 % 2**64))
+            assert wrote or kind == "float"
 
 
 # --- damaged records through the codec -------------------------------------------
@@ -1211,7 +1210,7 @@ def test_invalid_simulated_events_encode_alike() -> None:
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
-@_settings(8)
+@_settings(15)
 @given(data=st.data())
 def test_invalid_events_encode_alike(event_type: str, data: st.DataObject) -> None:
     e = data.draw(events_of(event_type), label="event")
