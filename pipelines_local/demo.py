@@ -49,6 +49,7 @@ class DemoReport:
     workspace: str
     endpoint_url: str
     stream_name: str
+    name_prefix: str
     events: int
     seed: int
     produced: dict[str, int] = field(default_factory=dict)
@@ -79,6 +80,7 @@ class DemoReport:
             "workspace": self.workspace,
             "endpoint_url": self.endpoint_url if self.kept else None,
             "stream_name": self.stream_name,
+            "name_prefix": self.name_prefix,
             "events": self.events,
             "seed": self.seed,
             "produced": self.produced,
@@ -222,7 +224,15 @@ def run_demo(
         up = stack.up(workspace)
     deployed = Workspace.load(workspace)
     stream = deployed.stream_name
-    report = DemoReport(workspace, up.endpoint_url, stream, events, seed, seconds=seconds)
+    report = DemoReport(
+        workspace,
+        up.endpoint_url,
+        stream,
+        str(deployed.output("name_prefix")),
+        events,
+        seed,
+        seconds=seconds,
+    )
     try:
         # Event time ends today, so the daily analytics' seven-day window sees it.
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -141,3 +141,35 @@ class DeployedStack:
                 continue
             isolated.env[variable] = copy
         return isolated
+
+
+def _all(client: Any, operation: str, key: str, field: str | None = None) -> list[str]:
+    """Every name an AWS list operation pages through (``field`` of each item, if given)."""
+    items = [
+        item for page in client.get_paginator(operation).paginate() for item in page.get(key, [])
+    ]
+    return [item[field] if field else item for item in items]
+
+
+def resources_named(client: Callable[[str], Any], prefix: str) -> dict[str, list[str]]:
+    """Everything on an endpoint whose name carries ``prefix`` (a workspace's name prefix)."""
+    glue = client("glue")
+    found = {
+        "streams": _all(client("kinesis"), "list_streams", "StreamNames"),
+        "tables": _all(client("dynamodb"), "list_tables", "TableNames"),
+        "buckets": [b["Name"] for b in client("s3").list_buckets()["Buckets"]],
+        "queues": _all(client("sqs"), "list_queues", "QueueUrls"),
+        "topics": _all(client("sns"), "list_topics", "Topics", "TopicArn"),
+        "databases": [
+            n.replace("_", "-") for n in _all(glue, "get_databases", "DatabaseList", "Name")
+        ],
+        "workgroups": [w["Name"] for w in client("athena").list_work_groups()["WorkGroups"]],
+        "alarms": _all(client("cloudwatch"), "describe_alarms", "MetricAlarms", "AlarmName"),
+        "dashboards": _all(
+            client("cloudwatch"), "list_dashboards", "DashboardEntries", "DashboardName"
+        ),
+        "functions": _all(client("lambda"), "list_functions", "Functions", "FunctionName"),
+        "roles": _all(client("iam"), "list_roles", "Roles", "RoleName"),
+        "aliases": _all(client("kms"), "list_aliases", "Aliases", "AliasName"),
+    }
+    return {kind: [n for n in names if prefix in n] for kind, names in found.items()}

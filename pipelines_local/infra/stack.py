@@ -108,7 +108,7 @@ def up(
     if endpoint_url is None:
         record = running_emulator(state)
         if record is None:
-            record = _start_emulator(state)
+            record = start_embedded_emulator(state)
             started = True
         endpoint_url, pid = record["endpoint_url"], record["pid"]
     tf = _terraform(
@@ -286,7 +286,8 @@ def running_emulator(state: Path) -> dict[str, Any] | None:
     return record
 
 
-def _start_emulator(state: Path) -> dict[str, Any]:
+def start_embedded_emulator(state: Path) -> dict[str, Any]:
+    """Start the embedded emulator in the background and record it under ``state``."""
     state.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     emulator = start_emulator(port=0, detached=True, log_path=state / "emulator.log")

@@ -1,4 +1,10 @@
-"""``pipeline demo`` as a newcomer runs it: one command, the whole story, a summary."""
+"""``pipeline demo`` as a newcomer runs it: one command, the whole story, a summary.
+
+It runs beside the session's deployed workspace, on the same embedded emulator: its own
+workspace (``local``) goes up, runs and goes down, and must leave nothing of itself behind
+while the session's workspace stays as it was. That is also the test of two workspaces side
+by side and of ``pipeline down``.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,20 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+
+from pipelines_local.workspace import Workspace, WorkspaceError
+from tests.stack import DeployedStack, resources_named
 
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_accounts_for_every_event_and_tears_down(tmp_path: Path) -> None:
-    env = {**os.environ, "PIPELINE_STATE_DIR": str(tmp_path / "state")}
+def test_demo_accounts_for_every_event_and_leaves_nothing_of_its_workspace(
+    deployed: DeployedStack,
+) -> None:
+    state_dir = deployed.workspace.state_dir
+    env = {**os.environ, "PIPELINE_STATE_DIR": str(state_dir)}
     result = subprocess.run(
         [
             sys.executable,
@@ -61,6 +72,14 @@ def test_demo_accounts_for_every_event_and_tears_down(tmp_path: Path) -> None:
     assert sum(row["total_events"] for row in daily) == report["produced"]["UserActivityRecorded"]
     assert report["events_per_second"] > 0
     assert not report["kept"]
-    # Torn down: no emulator left running for this state directory.
-    assert not (tmp_path / "state" / "emulator.json").exists()
-    assert not list((tmp_path / "state").glob("workspaces/*.json"))  # nor its record
+
+    # Torn down: nothing named for the demo's workspace is left, nor its record ...
+    left = resources_named(deployed.client, report["name_prefix"])
+    assert left == {kind: [] for kind in left}
+    with pytest.raises(WorkspaceError):
+        Workspace.load(report["workspace"], state_dir)
+    # ... while the workspace beside it, and the emulator holding it, are as they were.
+    kept = resources_named(deployed.client, deployed.outputs["name_prefix"])
+    assert all(kept.values())
+    assert deployed.workspace.stream_name in kept["streams"]
+    assert Workspace.load(deployed.workspace.name, state_dir).outputs == deployed.outputs

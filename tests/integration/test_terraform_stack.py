@@ -2,8 +2,9 @@
 
 The shape checks run on that apply: what the Python code relies on must exist with the right
 keys, encryption and wiring, and each function's environment must hold what its reader
-requires. A second workspace then goes up beside it and ``pipeline down`` must leave nothing
-of it behind: the one extra apply of the session, because it is Terraform under test.
+requires. A second workspace goes up beside it, and ``pipeline down`` leaves nothing of it
+behind, in the demo's end-to-end test (tests/e2e/test_demo.py): the one other apply of the
+session.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from pipelines_local.catalog import current_schemas, glue_columns
 from pipelines_local.infra import stack
 from pipelines_local.infra.cli_config import provider_mirror
 from pipelines_local.packaging import LambdaRuntime
-from pipelines_local.workspace import Workspace, WorkspaceError
+from pipelines_local.workspace import Workspace
 from tests.stack import DeployedStack
 
 pytestmark = [
@@ -34,8 +34,6 @@ pytestmark = [
         reason="terraform or its provider mirror is not installed",
     ),
 ]
-
-SECOND = f"pr-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture(scope="module")
@@ -236,66 +234,12 @@ def _named(prefix: str, names: list[str]) -> list[str]:
     return [n for n in names if prefix in n]
 
 
-def _all(client: Any, operation: str, key: str, field: str | None = None) -> list[str]:
-    """Every name an AWS list operation pages through (``field`` of each item, if given)."""
-    items = [
-        item for page in client.get_paginator(operation).paginate() for item in page.get(key, [])
-    ]
-    return [item[field] if field else item for item in items]
-
-
-def _leftovers(aws: Callable[[str], Any], prefix: str) -> dict[str, list[str]]:
-    """Everything on the emulator whose name carries ``prefix``."""
-    found = {
-        "streams": _all(aws("kinesis"), "list_streams", "StreamNames"),
-        "tables": _all(aws("dynamodb"), "list_tables", "TableNames"),
-        "buckets": [b["Name"] for b in aws("s3").list_buckets()["Buckets"]],
-        "queues": _all(aws("sqs"), "list_queues", "QueueUrls"),
-        "topics": _all(aws("sns"), "list_topics", "Topics", "TopicArn"),
-        "databases": [
-            name.replace("_", "-")
-            for name in _all(aws("glue"), "get_databases", "DatabaseList", "Name")
-        ],
-        "workgroups": [w["Name"] for w in aws("athena").list_work_groups()["WorkGroups"]],
-        "alarms": _all(aws("cloudwatch"), "describe_alarms", "MetricAlarms", "AlarmName"),
-        "dashboards": _all(
-            aws("cloudwatch"), "list_dashboards", "DashboardEntries", "DashboardName"
-        ),
-        "functions": _all(aws("lambda"), "list_functions", "Functions", "FunctionName"),
-        "roles": _all(aws("iam"), "list_roles", "Roles", "RoleName"),
-        "aliases": _all(aws("kms"), "list_aliases", "Aliases", "AliasName"),
-    }
-    return {kind: [n for n in names if prefix in n] for kind, names in found.items()}
-
-
-def test_a_second_workspace_applies_beside_the_first_and_down_leaves_nothing_of_it(
-    deployed, aws, state_dir
-):
-    first = deployed.up
-    second = stack.up(SECOND, state_dir=state_dir)
-    try:
-        assert second.endpoint_url == first.endpoint_url
-        assert not second.started_emulator and second.emulator_pid == first.emulator_pid
-        assert second.outputs["stream_name"] != first.outputs["stream_name"]
-        streams = aws("kinesis").list_streams()["StreamNames"]
-        assert {first.outputs["stream_name"], second.outputs["stream_name"]} <= set(streams)
-        prefix = second.outputs["name_prefix"]
-        assert all(_leftovers(aws, prefix).values())  # each kind of resource exists
-
-        again = stack.up(SECOND, state_dir=state_dir)  # running up twice is harmless
-        assert not again.created_workspace and again.outputs == second.outputs
-    finally:
-        result = stack.down(SECOND, state_dir=state_dir)
-
-    assert result.destroyed and not result.stopped_emulator  # the first workspace remains
-    assert _leftovers(aws, prefix) == {kind: [] for kind in _leftovers(aws, prefix)}
-    kms = aws("kms")
-    keys = [kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"] for k in kms.list_keys()["Keys"]]
-    key_arn = second.outputs["kms_key_arn"]
-    # A customer key cannot vanish at once: it waits out its deletion window.
-    assert [k["KeyState"] for k in keys if k["Arn"] == key_arn] == ["PendingDeletion"]
-    with pytest.raises(WorkspaceError):
-        Workspace.load(SECOND, state_dir)
-    # The first workspace is untouched.
-    assert deployed.workspace.stream_name in aws("kinesis").list_streams()["StreamNames"]
-    os.kill(first.emulator_pid, 0)
+def test_down_stops_the_embedded_emulator_once_no_workspace_holds_anything(tmp_path):
+    """The other half of `pipeline down`: destroying a workspace is tested by the demo
+    (tests/e2e), which goes up and down beside this session's workspace."""
+    record = stack.start_embedded_emulator(tmp_path)
+    result = stack.down("nothing-here", state_dir=tmp_path)
+    assert not result.destroyed and result.stopped_emulator
+    assert stack.running_emulator(tmp_path) is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(record["pid"], 0)
