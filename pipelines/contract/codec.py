@@ -22,7 +22,7 @@ fastavro path alone.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -98,6 +98,13 @@ def _specialised(schema: dict[str, Any], fast: bool) -> Specialised | None:
         return None
 
 
+_Read = Callable[[bytes, int], tuple[Any, int]]
+
+
+def _reader_of(specialised: Specialised | None) -> _Read | None:
+    return None if specialised is None else specialised.read
+
+
 def _decimal_fields(schema: Mapping[str, Any]) -> tuple[_DecimalField, ...]:
     found = []
     for f in schema["fields"]:
@@ -127,7 +134,7 @@ class Codec:
         }
         self._readers: dict[
             bytes,
-            tuple[str, int, dict[str, Any], dict[str, Any] | None, Specialised | None],
+            tuple[str, int, dict[str, Any], dict[str, Any] | None, _Read | None],
         ] = {}
         for version in self.registry.all_versions():
             reader = self.registry.current[version.event_type]
@@ -138,7 +145,7 @@ class Codec:
                 reader.parsed if same else version.parsed,
                 None if same else reader.parsed,
                 # Resolution between versions is fastavro's alone.
-                _specialised(reader.resolved, fast) if same else None,
+                _reader_of(_specialised(reader.resolved, fast) if same else None),
             )
         self._buffer = io.BytesIO()
 
@@ -187,14 +194,14 @@ class Codec:
     def decode(self, data: bytes) -> DecodedEvent:
         """Decode one wire record into the current reader schema's shape."""
         fingerprint = data[2:HEADER_SIZE]
-        found = self._readers.get(fingerprint) if data[:2] == MAGIC else None
+        found = self._readers.get(fingerprint) if data.startswith(MAGIC) else None
         if found is None:
             raise self._unreadable(data)
-        event_type, version, writer, reader, generated = found
+        event_type, version, writer, reader, read = found
         record: Any = None
-        if generated is not None and type(data) is bytes:
+        if read is not None and type(data) is bytes:
             try:
-                record, end = generated.read(data, HEADER_SIZE)
+                record, end = read(data, HEADER_SIZE)
             except Exception:  # declined, or not fastavro's way: fastavro decides below
                 record = None
         if record is None:
