@@ -56,6 +56,12 @@ class InvalidEventError(PoisonRecordError):
     code = "invalid_event"
 
 
+class ConflictingDuplicateError(PoisonRecordError):
+    """A second, different event under an event id already seen: an id reused, not a retry."""
+
+    code = "conflicting_duplicate"
+
+
 class EventValidationError(PipelineError):
     """An event handed to the producer or encoder does not fit its schema."""
 

@@ -7,7 +7,9 @@ re-delivers everything after it, so every effect a consumer has must be idempote
 kernel does, for every consumer:
 
 1. **decode** every record through the one decode path (:mod:`pipelines.stream.records`),
-   and set aside an event whose id was seen earlier in the batch (a duplicate);
+   and set aside an event whose id was seen earlier in the batch (a duplicate: the same
+   event again, whatever its ``metadata.replay_id``); a *different* event under an id seen
+   earlier in the batch is poison (:class:`~pipelines.errors.ConflictingDuplicateError`);
 2. **quarantine** poison with its bytes and reason; a record whose poison cannot be kept
    fails (it is re-delivered, so nothing is lost);
 3. hand the batch to the **consumer** (:class:`Consumer`), which does what only it does
@@ -50,9 +52,20 @@ from pipelines.consumers.metrics import (
     BatchCounts,
     MetricsSink,
 )
-from pipelines.contract.codec import Codec, default_codec
-from pipelines.errors import MisconfigurationError, PoisonRecordError, TransientError
-from pipelines.stream.records import DecodedRecord, Delivered, UserRecord, decode_lambda_record
+from pipelines.contract.codec import Codec, DecodedEvent, default_codec
+from pipelines.errors import (
+    ConflictingDuplicateError,
+    MisconfigurationError,
+    PoisonRecordError,
+    TransientError,
+)
+from pipelines.stream.records import (
+    DecodedRecord,
+    Delivered,
+    Poisoned,
+    UserRecord,
+    decode_lambda_record,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -273,7 +286,7 @@ class KinesisBatchKernel(BatchProcessor):
     def _decode(
         self, records: Sequence[Mapping[str, Any]], counts: BatchCounts
     ) -> list[BatchRecord]:
-        seen: set[str] = set()
+        seen: dict[str, Delivered] = {}
         out: list[BatchRecord] = []
         with _gc_paused():  # also when decoding alone (decode_batch)
             for index, raw in enumerate(records):
@@ -295,13 +308,21 @@ class KinesisBatchKernel(BatchProcessor):
                 for delivered in decoded.events:
                     event = delivered.event
                     event_id = event.record["metadata"]["event_id"]
-                    if event_id in seen:
+                    first = seen.get(event_id)
+                    if first is None:
+                        seen[event_id] = delivered
+                        events.append(delivered)
+                    elif first.data == delivered.data or _same_event(first.event, event):
                         counts.add(
                             EVENTS_SKIPPED_DUPLICATE, dimension=EVENT_TYPE, of=event.event_type
                         )
-                        continue
-                    seen.add(event_id)
-                    events.append(delivered)
+                    else:
+                        error = ConflictingDuplicateError(
+                            f"event_id {event_id} was used earlier in the batch by a different "
+                            f"{first.event.event_type}",
+                            delivered.data,
+                        )
+                        decoded.poison.append(Poisoned(decoded.user_record(delivered), error))
                 out.append(record)
         return out
 
@@ -355,6 +376,19 @@ class KinesisBatchKernel(BatchProcessor):
                 "error": f"{type(error).__name__}: {error}",
             },
         )
+
+
+def _same_event(a: DecodedEvent, b: DecodedEvent) -> bool:
+    """Whether two decodings are the same event, but for ``metadata.replay_id``."""
+    if a.event_type != b.event_type:
+        return False
+    meta_a, meta_b = dict(a.record["metadata"]), dict(b.record["metadata"])
+    meta_a.pop("replay_id", None)
+    meta_b.pop("replay_id", None)
+    if meta_a != meta_b:
+        return False
+    rest = a.record.keys() | b.record.keys()
+    return all(a.record.get(k) == b.record.get(k) for k in rest if k != "metadata")
 
 
 @contextmanager

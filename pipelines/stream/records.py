@@ -4,14 +4,17 @@ Every consumer reads its batch through :func:`decode_lambda_record`, and anythin
 reads the stream with ``GetRecords`` through :func:`decode_stream_record`; nothing else
 decodes a record, and nothing decodes one twice::
 
-    Lambda record -> base64 (validated) -> deaggregate (MD5 checked) -> codec -> event | poison
+    Lambda record -> base64 (validated) -> deaggregate (MD5 checked) -> codec -> contract
+                -> event | poison
 
 A Kinesis record holds one event (plain) or many (a KPL aggregate). Each user record is
 identified by the Kinesis record's sequence number and its sub-sequence number within the
 aggregate. What cannot be read becomes a :class:`Poisoned` entry carrying the bytes as they
 arrived and a :class:`~pipelines.errors.PoisonRecordError` saying why: a record that is not
 base64 or whose aggregate is broken is one poison entry with the whole record's bytes; an
-undecodable user record inside a good aggregate is one entry with its own bytes.
+undecodable user record inside a good aggregate is one entry with its own bytes; so is an
+event that decodes but breaks the contract (:mod:`pipelines.contract.validation`: a bad
+event id, an event time out of range, a decimal too wide, a number not finite, ...).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import binascii
 from base64 import b64decode
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pipelines.contract.codec import Codec, DecodedEvent, default_codec
+from pipelines.contract.validation import validate
 from pipelines.errors import CorruptRecordError, PoisonRecordError
 from pipelines.stream.aggregation import deaggregate
 
@@ -99,12 +104,15 @@ def shard_id_of(event_id: str | None) -> str | None:
     return event_id.split(":", 1)[0]
 
 
-def decode_lambda_record(record: Mapping[str, Any], codec: Codec | None = None) -> DecodedRecord:
+def decode_lambda_record(
+    record: Mapping[str, Any], codec: Codec | None = None, *, now: datetime | None = None
+) -> DecodedRecord:
     """One element of a Lambda Kinesis event's ``Records``, read.
 
     A record without the fields Lambda always sends (``kinesis.data``,
     ``kinesis.sequenceNumber``) raises ``KeyError``: that is not poison but a malformed
-    invocation, and the caller fails the record rather than guess.
+    invocation, and the caller fails the record rather than guess. ``now`` is the moment
+    events are validated against (the wall clock unless given).
     """
     kinesis = record["kinesis"]
     encoded = kinesis["data"]
@@ -128,6 +136,7 @@ def decode_lambda_record(record: Mapping[str, Any], codec: Codec | None = None) 
         shard_id=shard_id,
         approximate_arrival=arrival,
         codec=codec,
+        now=now,
     )
 
 
@@ -139,9 +148,11 @@ def decode_stream_record(
     shard_id: str | None = None,
     approximate_arrival: float | None = None,
     codec: Codec | None = None,
+    now: datetime | None = None,
 ) -> DecodedRecord:
-    """A Kinesis record's data (as ``GetRecords`` returns it), deaggregated and decoded."""
+    """A Kinesis record's data (as ``GetRecords`` returns it), deaggregated, decoded, validated."""
     decode = (codec or default_codec()).decode
+    moment = now or datetime.now(UTC)
     try:
         subs = deaggregate(data, partition_key)
     except CorruptRecordError as error:
@@ -162,8 +173,12 @@ def decode_stream_record(
     poison: list[Poisoned] = []
     for sub in subs:
         try:
-            events.append(Delivered(sub.sub_sequence_number, sub.data, decode(sub.data)))
+            event = decode(sub.data)
+            validate(event, moment)
+            events.append(Delivered(sub.sub_sequence_number, sub.data, event))
         except PoisonRecordError as error:
+            if not error.raw:
+                error.raw = sub.data
             poison.append(
                 Poisoned(
                     UserRecord(
