@@ -69,6 +69,16 @@ class ContractViolationError(InvalidEventError):
 
 def validate(event: DecodedEvent, now: datetime) -> None:
     """Raise :class:`ContractViolationError` unless ``event`` keeps the contract at ``now``."""
+    check(event, latest_accepted(now))
+
+
+def latest_accepted(now: datetime) -> datetime:
+    """The latest event time accepted at ``now``: ``now`` plus the clock-skew allowance."""
+    return now + CLOCK_SKEW
+
+
+def check(event: DecodedEvent, latest: datetime) -> None:
+    """:func:`validate`, given :func:`latest_accepted` (computed once for many events)."""
     record = event.record
     metadata = record["metadata"]
     event_type = event.event_type
@@ -98,11 +108,12 @@ def validate(event: DecodedEvent, now: datetime) -> None:
             "metadata.occurred_at",
             f"{occurred_at.isoformat()} is before {EVENT_TIME_FLOOR.date().isoformat()}",
         )
-    if occurred_at > now + CLOCK_SKEW:
+    if occurred_at > latest:
         raise ContractViolationError(
             event_type,
             "metadata.occurred_at",
-            f"{occurred_at.isoformat()} is in the future (now is {now.isoformat()})",
+            f"{occurred_at.isoformat()} is in the future "
+            f"(now is {(latest - CLOCK_SKEW).isoformat()})",
         )
     version = metadata["aggregate_version"]
     if version is not None and not 1 <= version <= MAX_AGGREGATE_VERSION:

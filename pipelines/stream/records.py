@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pipelines.contract.codec import Codec, DecodedEvent, default_codec
-from pipelines.contract.validation import validate
+from pipelines.contract.validation import check, latest_accepted
 from pipelines.errors import CorruptRecordError, PoisonRecordError
 from pipelines.stream.aggregation import deaggregate
 
@@ -152,7 +152,7 @@ def decode_stream_record(
 ) -> DecodedRecord:
     """A Kinesis record's data (as ``GetRecords`` returns it), deaggregated, decoded, validated."""
     decode = (codec or default_codec()).decode
-    moment = now or datetime.now(UTC)
+    latest = latest_accepted(now or datetime.now(UTC))
     try:
         subs = deaggregate(data, partition_key)
     except CorruptRecordError as error:
@@ -174,7 +174,7 @@ def decode_stream_record(
     for sub in subs:
         try:
             event = decode(sub.data)
-            validate(event, moment)
+            check(event, latest)
             events.append(Delivered(sub.sub_sequence_number, sub.data, event))
         except PoisonRecordError as error:
             if not error.raw:
