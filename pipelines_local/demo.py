@@ -34,13 +34,13 @@ from pipelines_local.deadletters import batch_events, failed_batches
 from pipelines_local.infra import stack
 from pipelines_local.query import LocalEngine, format_result, named_query
 from pipelines_local.runtime.runner import LocalRuntime
-from pipelines_local.simulator import simulate
+from pipelines_local.simulator import SPAN, simulate
 from pipelines_local.workspace import DEFAULT_WORKSPACE, Workspace
 
 # Progress callback: (step, done, total); total None for a step without a count.
 Progress = Callable[[str, int, int | None], None]
 CHUNK = 10_000
-SIMULATED_DAYS = 3  # the simulator spreads event time over three days
+SIMULATED_SPAN = SPAN  # how far the simulator spreads event time
 CONSUME_TIMEOUT_SECONDS = 1_800
 
 
@@ -234,9 +234,10 @@ def run_demo(
         seconds=seconds,
     )
     try:
-        # Event time ends today, so the daily analytics' seven-day window sees it.
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        simulated = simulate(events, seed, start=today - timedelta(days=SIMULATED_DAYS - 1))
+        # Event time ends now, so the daily analytics' seven-day window sees it and no event
+        # is dated in the future (the contract refuses those).
+        first = datetime.now(UTC).replace(microsecond=0) - SIMULATED_SPAN - timedelta(minutes=1)
+        simulated = simulate(events, seed, start=first)
         workload = simulated.events
         report.produced = dict(
             sorted(Counter(e["metadata"]["event_type"] for e in workload).items())
