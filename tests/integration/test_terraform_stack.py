@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pipelines.consumers.config import SETTINGS_BY_FUNCTION, known_variables, required_variables
+from pipelines.event_time import EVENT_TIME_FLOOR_DATE
 from pipelines_local.catalog import current_schemas, glue_columns
 from pipelines_local.infra import stack
 from pipelines_local.infra.cli_config import provider_mirror
@@ -181,6 +182,8 @@ def test_glue_columns_equal_the_avro_fields(deployed, aws):
         assert parameters["projection.enabled"] == "true"
         assert parameters["projection.dt.type"] == "date"
         assert parameters["projection.dt.format"] == "yyyy-MM-dd"
+        # Every event the decode path accepts is in a partition the projection covers.
+        assert parameters["projection.dt.range"] == f"{EVENT_TIME_FLOOR_DATE},NOW"
         lake = deployed.outputs["bucket_names"]["lake"]
         assert parameters["storage.location.template"] == f"s3://{lake}/{name}/dt=${{dt}}/"
 
