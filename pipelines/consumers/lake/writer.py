@@ -6,6 +6,10 @@ The lake writer is one consumer with two sinks, fed by the kernel's one decode p
   (:mod:`pipelines.consumers.archive`), except replayed events;
 * the **lake** gets every event as a typed Parquet row (:mod:`.parquet`).
 
+An event the lake cannot hold (dated before the lake's first partition, a value its column
+refuses) is poison of the lake's own: it is quarantined with its bytes and the reason, and
+the rest of the batch is written.
+
 Object keys come from the batch's shard and sequence range, so the batch is all or
 nothing: when any record fails (a write, or a poison record the quarantine did not take),
 every record is reported failed, Lambda re-delivers the batch from its first record, and
@@ -20,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.adapters.objects import ObjectStore, ObjectWrite
 from pipelines.consumers.archive import archive_files
-from pipelines.consumers.batch import Batch, KinesisBatchKernel, QuarantineSink
+from pipelines.consumers.batch import Batch, BatchRecord, KinesisBatchKernel, QuarantineSink
 from pipelines.consumers.config import LakeWriterSettings
 from pipelines.consumers.lake.parquet import LakeTables
 from pipelines.consumers.metrics import (
@@ -29,8 +33,8 @@ from pipelines.consumers.metrics import (
     EVENTS_WRITTEN,
     MetricsSink,
 )
-from pipelines.errors import MisconfigurationError
-from pipelines.stream.records import UNKNOWN_SHARD
+from pipelines.errors import InvalidEventError, MisconfigurationError
+from pipelines.stream.records import UNKNOWN_SHARD, Delivered
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -75,16 +79,26 @@ class LakeWriter:
         if failed is not None:  # all or nothing: the retry must see the same range
             self._fail(batch, failed)
             return []
-        events = [(r.decoded, d) for r in batch.records if r.decoded for d in r.events]
+        events: list[tuple[BatchRecord, Delivered]] = [
+            (record, delivered) for record in batch.records for delivered in record.events
+        ]
         try:
             stem = batch_stem(batch)
+            built = self.tables.build([d.event for _, d in events], stem)
+            for row in built.rejected:  # the lake's own poison: kept with its bytes and why
+                record, delivered = events[row.position]
+                batch.quarantine(record, delivered, InvalidEventError(row.reason, b""))
+            failed = next((r.error for r in batch.records if r.error is not None), None)
+            if failed is not None:  # poison the quarantine did not take
+                self._fail(batch, failed)
+                return []
             writes: list[ObjectWrite] = []
             archived = 0
-            pairs = [(record.user_record(d), d.event) for record, d in events]
+            pairs = [(r.decoded.user_record(d), d.event) for r, d in events if r.decoded]
             for archive in archive_files(pairs, stem, self.archive_prefix):
                 writes.append((self.archive_bucket, archive.key, archive.data))
                 archived += archive.events
-            for lake_file in self.tables.files((d.event for _, d in events), stem):
+            for lake_file in built.files:
                 writes.append((self.lake_bucket, lake_file.key, lake_file.data))
             self.store.put_all(writes)
         except MisconfigurationError:
@@ -94,7 +108,7 @@ class LakeWriter:
             return []
         batch.counts.add(EVENTS_ARCHIVED, archived)
         batch.counts.add(EVENTS_NOT_ARCHIVED_REPLAYED, len(events) - archived)
-        batch.counts.add(EVENTS_WRITTEN, len(events))
+        batch.counts.add(EVENTS_WRITTEN, sum(f.events for f in built.files))
         return [f"{bucket}/{key}" for bucket, key, _ in writes]
 
     def _fail(self, batch: Batch, error: BaseException) -> None:
