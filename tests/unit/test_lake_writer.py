@@ -1,4 +1,4 @@
-"""The lake writer: a Lambda batch in, Parquet datasets (and archive files) out.
+"""The lake writer: a Lambda batch in, Parquet datasets out.
 
 Objects go to a local folder through pyarrow's local filesystem, the same code
 path as S3 (tests/integration/test_lake_writer.py runs it against the emulator).
@@ -45,7 +45,7 @@ from tests.kinesis_events import (
     sequence_number,
 )
 
-LAKE, ARCHIVE = "lake", "archive"
+LAKE = "lake"
 
 
 class KeptRecords:
@@ -79,7 +79,7 @@ def local_writer(root: Path, quarantine: Any = None) -> tuple[KinesisBatchKernel
     """The lake writer on the batch kernel, writing under ``root``."""
     kept = quarantine or KeptRecords()
     store = ObjectStore(pafs.LocalFileSystem(), concurrency=4)
-    writer = LakeWriter(store, lake_bucket=str(root / LAKE), archive_bucket=str(root / ARCHIVE))
+    writer = LakeWriter(store, lake_bucket=str(root / LAKE))
     return KinesisBatchKernel(writer, kept), kept
 
 
@@ -449,8 +449,7 @@ class BrokenStore(ObjectStore):
 def test_a_transient_write_failure_fails_the_whole_batch(tmp_path: Path) -> None:
     batch = plain_records(sample_events(20))
     kernel = KinesisBatchKernel(
-        LakeWriter(BrokenStore(TransientError("SlowDown")), lake_bucket="lake", archive_bucket="a"),
-        KeptRecords(),
+        LakeWriter(BrokenStore(TransientError("SlowDown")), lake_bucket="lake"), KeptRecords()
     )
 
     result = kernel.process_batch(batch)
@@ -460,11 +459,7 @@ def test_a_transient_write_failure_fails_the_whole_batch(tmp_path: Path) -> None
 
 def test_a_misconfigured_lake_fails_the_invocation_loudly(tmp_path: Path) -> None:
     kernel = KinesisBatchKernel(
-        LakeWriter(
-            BrokenStore(MisconfigurationError("AccessDenied")),
-            lake_bucket="lake",
-            archive_bucket="a",
-        ),
+        LakeWriter(BrokenStore(MisconfigurationError("AccessDenied")), lake_bucket="lake"),
         KeptRecords(),
     )
 
