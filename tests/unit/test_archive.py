@@ -219,7 +219,7 @@ def test_poison_is_archived_as_it_arrived_and_quarantined(tmp_path: Path) -> Non
     assert result.counts["EventsArchived"] == len(events) - 3 + 2
 
 
-def test_the_lakes_poison_is_archived_like_any_event(tmp_path: Path) -> None:
+def test_a_record_the_lake_refuses_is_archived_all_the_same(tmp_path: Path) -> None:
     events = sample_events(40)
     bad = too_wide_transaction()
     batch = [*plain_records(events), kinesis_record(unchecked_bytes(bad), "pk", 41)]
