@@ -9,7 +9,7 @@ the runtime and pyarrow from the AWS SDK for pandas layer):
 * :mod:`pipelines.adapters` - DynamoDB, S3 objects, the quarantine, SNS: injected clients,
   botocore's errors translated there and only there;
 * :mod:`pipelines.consumers` - the one batch kernel, the configuration, and what only each
-  consumer does (projector, lake writer and archive, alerter).
+  consumer does (projector, lake writer, archiver, alerter).
 
 What runs on a laptop or in CI (the ``pipeline`` CLI, the emulator, the local runtime,
 Terraform, queries, the simulator) is the sibling package ``pipelines_local``, installed

@@ -6,7 +6,9 @@ Arrow types the lake writer stores (:mod:`pipelines.consumers.lake.schema`, the 
 the Avro type tree). Terraform reads the result from
 ``terraform/modules/catalog/tables.json``, which is generated here and committed, so
 applying the stack needs no Python; a unit test fails when the committed file and the
-schemas drift apart.
+schemas drift apart. Each table's partition projection starts at the pipeline's event time
+floor (:data:`~pipelines.event_time.EVENT_TIME_FLOOR`), the same date before which the decode
+path refuses an event, so every event the lake holds is where Athena looks.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from pipelines.consumers.lake.schema import (
     lake_schema,
     table_name,
 )
+from pipelines.event_time import EVENT_TIME_FLOOR_DATE
 
 __all__ = [
     "METADATA_FIELD",
     "PARTITION_COLUMN",
     "PARTITION_FORMAT",
+    "PARTITION_RANGE_START",
     "TABLES_JSON",
     "CatalogError",
     "catalog_tables",
@@ -41,6 +45,7 @@ __all__ = [
 
 PARTITION_COLUMN = {"name": "dt", "type": "string"}
 PARTITION_FORMAT = "yyyy-MM-dd"
+PARTITION_RANGE_START = EVENT_TIME_FLOOR_DATE  # the projection's range: this date to NOW
 TABLES_JSON = Path(__file__).resolve().parent.parent / "terraform/modules/catalog/tables.json"
 
 
@@ -62,6 +67,7 @@ def catalog_tables(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             "columns": glue_columns(schema),
             "partition_keys": [PARTITION_COLUMN],
             "partition_format": PARTITION_FORMAT,
+            "partition_range_start": PARTITION_RANGE_START,
         }
         for event_type, schema in sorted(schemas.items())
     }

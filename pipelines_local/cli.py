@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "pipelines_local.commands.infra",
     "pipelines_local.commands.simulate",
     "pipelines_local.commands.run",
+    "pipelines_local.commands.deadletters",
     "pipelines_local.commands.query",
     "pipelines_local.commands.package",
     "pipelines_local.commands.demo",

@@ -21,16 +21,18 @@ from typing import Any
 
 from pipelines.consumers.metrics import (
     EVENT_TYPE,
+    EVENTS_ARCHIVED,
+    EVENTS_NOT_ARCHIVED_REPLAYED,
     EVENTS_PROJECTED,
     EVENTS_QUARANTINED,
     EVENTS_SKIPPED_DUPLICATE,
     EVENTS_SKIPPED_STALE,
+    POISON_ARCHIVED,
     UNKNOWN_TYPE,
 )
-from pipelines.errors import PoisonRecordError
 from pipelines.stream.producer import Producer
 from pipelines.stream.records import decode_stream_record
-from pipelines_local.deadletters import batch_events, failed_batches
+from pipelines_local.deadletters import failed_batches, recover
 from pipelines_local.infra import stack
 from pipelines_local.query import LocalEngine, format_result, named_query
 from pipelines_local.runtime.runner import LocalRuntime
@@ -141,6 +143,7 @@ def _count_stream(kinesis: Any, stream: str, report: DemoReport) -> None:
 
 # The events table reports what the projector did to every event.
 PROJECTOR_SERVICE = "projector"
+ARCHIVER_SERVICE = "archiver"
 
 
 def _by_type(runtime: LocalRuntime, metric: str) -> dict[str, int]:
@@ -156,15 +159,38 @@ def _summarise_consumers(runtime: LocalRuntime, report: DemoReport, workspace: W
     report.quarantined = _by_type(runtime, EVENTS_QUARANTINED)
     sqs = workspace.client("sqs")
     kinesis = workspace.client("kinesis")
+    s3 = workspace.client("s3")
+    archive_bucket = workspace.bucket("archive")
+    archive_prefix = str(workspace.output("archive_prefix"))
     dead: Counter[str] = Counter()
     destinations = {p.mapping.on_failure_destination for p in runtime.pollers}
     for arn in sorted(d for d in destinations if d and d.startswith("arn:aws:sqs:")):
         queue_url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
         for batch in failed_batches(sqs, queue_url):
-            for item in batch_events(kinesis, batch):
-                is_poison = isinstance(item, PoisonRecordError)
-                dead[UNKNOWN_TYPE if is_poison else item.event_type] += 1  # type: ignore[union-attr]
+            found = recover(
+                batch,
+                s3=s3,
+                archive_bucket=archive_bucket,
+                archive_prefix=archive_prefix,
+                kinesis=kinesis,
+            )
+            for record in found.records:
+                poison = record.poison_code is not None or record.event_type is None
+                dead[UNKNOWN_TYPE if poison else str(record.event_type)] += 1
     report.dead_lettered = dict(sorted(dead.items()))
+
+
+def _archived(runtime: LocalRuntime) -> dict[str, int]:
+    """What the archiver archived, from its metrics: events, poison, replayed events left out."""
+    metrics = runtime.output.metrics
+    return {
+        key: int(metrics.total(name, service=ARCHIVER_SERVICE))
+        for key, name in (
+            ("events", EVENTS_ARCHIVED),
+            ("poison", POISON_ARCHIVED),
+            ("replayed_not_archived", EVENTS_NOT_ARCHIVED_REPLAYED),
+        )
+    }
 
 
 def _objects_summary(s3: Any, bucket: str) -> dict[str, Any]:
@@ -269,7 +295,10 @@ def run_demo(
         _summarise_consumers(runtime, report, deployed)
         s3 = deployed.client("s3")
         report.lake = _objects_summary(s3, deployed.bucket("lake"))
-        report.archive = _objects_summary(s3, deployed.bucket("archive"))
+        report.archive = {
+            **_objects_summary(s3, deployed.bucket("archive")),
+            **_archived(runtime),
+        }
         engine = LocalEngine(deployed.bucket("lake"), deployed.filesystem())
         analytics = engine.execute(named_query("daily_analytics"))
         report.daily_analytics = json.loads(format_result(analytics, "json"))

@@ -29,6 +29,17 @@ locals {
     maximum_retry_attempts             = 10
     maximum_record_age_in_seconds      = 604800
   }
+  # How the consumers that write objects named after their batch (lake writer, archiver) read
+  # the stream: large batches, for fewer, larger files; a failed batch is retried whole and
+  # never split, since its object keys come from its sequence range and a retry must see the
+  # same range.
+  object_stream_source = merge(local.event_stream_source, {
+    batch_size                         = 1000
+    maximum_batching_window_in_seconds = 10
+    bisect_batch_on_function_error     = false
+  })
+  # Key prefix of the archive's partitions in the archive bucket.
+  archive_prefix = "events"
   # Where each projection lives, as the projector reads it (pipelines/consumers/config.py).
   projector_tables = ["users", "user_activities", "system_metrics", "transactions", "image_analysis"]
 }
@@ -124,8 +135,6 @@ module "lake_writer" {
 
   environment = {
     LAKE_BUCKET                  = module.storage.bucket_ids["lake"]
-    ARCHIVE_BUCKET               = module.storage.bucket_ids["archive"]
-    ARCHIVE_PREFIX               = "events"
     QUARANTINE_BUCKET            = module.storage.bucket_ids["quarantine"]
     LAKE_COMPRESSION             = "zstd"
     POWERTOOLS_SERVICE_NAME      = "lake-writer"
@@ -135,19 +144,42 @@ module "lake_writer" {
   permissions = {
     s3_write = [
       "${module.storage.bucket_arns["lake"]}/*",
-      "${module.storage.bucket_arns["archive"]}/events/*",
       "${module.storage.bucket_arns["quarantine"]}/lake-writer/*",
     ]
   }
 
-  kinesis_event_sources = {
-    events = merge(local.event_stream_source, {
-      # Fewer, larger files.
-      batch_size                         = 1000
-      maximum_batching_window_in_seconds = 10
-      # Object keys come from the batch's sequence range: a retry must see the same range,
-      # so a failed batch is retried whole, never split.
-      bisect_batch_on_function_error = false
-    })
+  kinesis_event_sources = { events = local.object_stream_source }
+}
+
+# The archive is independent of every other sink: its own function and mapping, so that no
+# failure of the lake, the projections or the alerts keeps a record out of it.
+module "archiver" {
+  source = "./modules/functions"
+
+  name_prefix        = local.name
+  name               = "archiver"
+  handler            = "functions.archiver.handler.lambda_handler"
+  runtime            = local.lambda_runtime.runtime
+  architecture       = local.lambda_runtime.architecture
+  package            = local.lambda_package
+  kms_key_arn        = aws_kms_key.this.arn
+  log_retention_days = var.log_retention_days
+  alarm_topic_arn    = module.alerts.topic_arns["operations"]
+
+  environment = {
+    ARCHIVE_BUCKET               = module.storage.bucket_ids["archive"]
+    ARCHIVE_PREFIX               = local.archive_prefix
+    QUARANTINE_BUCKET            = module.storage.bucket_ids["quarantine"]
+    POWERTOOLS_SERVICE_NAME      = "archiver"
+    POWERTOOLS_METRICS_NAMESPACE = "Pipelines"
   }
+
+  permissions = {
+    s3_write = [
+      "${module.storage.bucket_arns["archive"]}/${local.archive_prefix}/*",
+      "${module.storage.bucket_arns["quarantine"]}/archiver/*",
+    ]
+  }
+
+  kinesis_event_sources = { events = local.object_stream_source }
 }

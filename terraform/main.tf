@@ -71,7 +71,7 @@ module "observability" {
   stream_name                      = module.stream.stream_name
   iterator_age_alarm_ms            = var.iterator_age_alarm_ms
   alarm_topic_arn                  = module.alerts.topic_arns["operations"]
-  function_names                   = [module.projector.function_name, module.alerter.function_name, module.lake_writer.function_name]
+  function_names                   = [module.projector.function_name, module.alerter.function_name, module.lake_writer.function_name, module.archiver.function_name]
   dead_letter_queue_names          = [module.storage.uploads_dead_letter_queue_name]
-  function_dead_letter_queue_names = [module.projector.dead_letter_queue_name, module.alerter.dead_letter_queue_name, module.lake_writer.dead_letter_queue_name]
+  function_dead_letter_queue_names = [module.projector.dead_letter_queue_name, module.alerter.dead_letter_queue_name, module.lake_writer.dead_letter_queue_name, module.archiver.dead_letter_queue_name]
 }

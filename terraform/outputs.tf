@@ -49,12 +49,18 @@ output "table_names" {
 }
 
 output "function_names" {
-  description = "Lambda function names by their name in Terraform (projector, alerter, lake-writer)."
+  description = "Lambda function names by their name in Terraform (projector, alerter, lake-writer, archiver)."
   value = {
     projector     = module.projector.function_name
     alerter       = module.alerter.function_name
     "lake-writer" = module.lake_writer.function_name
+    archiver      = module.archiver.function_name
   }
+}
+
+output "archive_prefix" {
+  description = "Key prefix of the archive's partitions in the archive bucket: <prefix>/dt=yyyy-MM-dd/hour=HH/<shard>-<first>-<last>.avro."
+  value       = local.archive_prefix
 }
 
 output "glue_database" {

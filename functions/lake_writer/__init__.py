@@ -1,1 +1,1 @@
-"""The lake writer function: Kinesis events into the Parquet lake and the Avro archive."""
+"""The lake writer function: Kinesis events into the Parquet lake."""

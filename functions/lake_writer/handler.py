@@ -1,10 +1,9 @@
 """Lambda entry point of the lake writer (handler ``functions.lake_writer.handler.lambda_handler``).
 
 Wiring only: Powertools Logger, Metrics (EMF) and Tracer, and the batch kernel reporting
-failures. The logic is in :mod:`pipelines.consumers.lake` and
-:mod:`pipelines.consumers.archive`. pyarrow is not in the function's package: on AWS it
-comes from the AWS SDK for pandas managed layer. Clients are built on first use, never at
-import.
+failures. The logic is in :mod:`pipelines.consumers.lake`. pyarrow is not in the
+function's package: on AWS it comes from the AWS SDK for pandas managed layer. Clients are
+built on first use, never at import.
 """
 
 from __future__ import annotations

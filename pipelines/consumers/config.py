@@ -61,11 +61,13 @@ TRANSACTIONS_TABLE = Variable("TRANSACTIONS_TABLE", "transactions, indexed by us
 IMAGE_ANALYSIS_TABLE = Variable("IMAGE_ANALYSIS_TABLE", "image_analysis: latest labels an image")
 FACT_TTL_DAYS = Variable("FACT_TTL_DAYS", "retention of facts on tables with a time to live", "90")
 
-# The lake writer's buckets.
+# The lake writer's bucket.
 LAKE_BUCKET = Variable("LAKE_BUCKET", "Parquet datasets, one per event type, at the root")
-ARCHIVE_BUCKET = Variable("ARCHIVE_BUCKET", "Avro container files of the exact event bytes")
-ARCHIVE_PREFIX = Variable("ARCHIVE_PREFIX", "key prefix of the archive's partitions", "events")
 LAKE_COMPRESSION = Variable("LAKE_COMPRESSION", "Parquet codec: zstd or snappy", "zstd")
+
+# The archiver's bucket.
+ARCHIVE_BUCKET = Variable("ARCHIVE_BUCKET", "Avro container files of the exact record bytes")
+ARCHIVE_PREFIX = Variable("ARCHIVE_PREFIX", "key prefix of the archive's partitions", "events")
 
 # The alerter's state and topics.
 ALERTS_TABLE = Variable("ALERTS_TABLE", "alerts raised, one item per event and rule")
@@ -212,17 +214,13 @@ class LakeWriterSettings:
         AWS_REGION,
         AWS_DEFAULT_REGION,
         LAKE_BUCKET,
-        ARCHIVE_BUCKET,
-        ARCHIVE_PREFIX,
         QUARANTINE_BUCKET,
         LAKE_COMPRESSION,
         WRITE_CONCURRENCY,
     )
 
     lake_bucket: str
-    archive_bucket: str
     quarantine_bucket: str
-    archive_prefix: str = "events"
     compression: str = "zstd"
     write_concurrency: int = 8
     service_name: str = "lake-writer"
@@ -235,14 +233,43 @@ class LakeWriterSettings:
         env = Environment(environ)
         return cls(
             lake_bucket=env.text(LAKE_BUCKET),
-            archive_bucket=env.text(ARCHIVE_BUCKET),
             quarantine_bucket=env.text(QUARANTINE_BUCKET),
-            archive_prefix=env.text(ARCHIVE_PREFIX).strip("/"),
             compression=env.choice(LAKE_COMPRESSION, COMPRESSIONS),
             write_concurrency=env.positive_int(WRITE_CONCURRENCY),
             service_name=env.text(SERVICE_NAME, "lake-writer"),
             metrics_namespace=env.text(METRICS_NAMESPACE),
             region=env.text(AWS_REGION) or env.text(AWS_DEFAULT_REGION) or "us-east-1",
+            endpoint_url=env.optional(AWS_ENDPOINT_URL),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiverSettings:
+    """Everything the archiver needs to know about its environment."""
+
+    VARIABLES: ClassVar[tuple[Variable, ...]] = (
+        *_COMMON,
+        ARCHIVE_BUCKET,
+        ARCHIVE_PREFIX,
+        QUARANTINE_BUCKET,
+    )
+
+    archive_bucket: str
+    quarantine_bucket: str
+    archive_prefix: str = "events"
+    service_name: str = "archiver"
+    metrics_namespace: str = "Pipelines"
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ArchiverSettings:
+        env = Environment(environ)
+        return cls(
+            archive_bucket=env.text(ARCHIVE_BUCKET),
+            quarantine_bucket=env.text(QUARANTINE_BUCKET),
+            archive_prefix=env.text(ARCHIVE_PREFIX).strip("/"),
+            service_name=env.text(SERVICE_NAME, "archiver"),
+            metrics_namespace=env.text(METRICS_NAMESPACE),
             endpoint_url=env.optional(AWS_ENDPOINT_URL),
         )
 
@@ -302,12 +329,15 @@ class AlerterSettings:
         )
 
 
-Settings = ProjectorSettings | LakeWriterSettings | AlerterSettings
+Settings = ProjectorSettings | LakeWriterSettings | ArchiverSettings | AlerterSettings
 
 # Each deployed function's settings, by its name in Terraform (``module "<name>"``).
-SETTINGS_BY_FUNCTION: dict[str, type[ProjectorSettings | LakeWriterSettings | AlerterSettings]] = {
+SETTINGS_BY_FUNCTION: dict[
+    str, type[ProjectorSettings | LakeWriterSettings | ArchiverSettings | AlerterSettings]
+] = {
     "projector": ProjectorSettings,
     "lake-writer": LakeWriterSettings,
+    "archiver": ArchiverSettings,
     "alerter": AlerterSettings,
 }
 

@@ -28,7 +28,10 @@ EVENTS_SKIPPED_STALE = "EventsSkippedStale"
 
 # The lake writer's.
 EVENTS_WRITTEN = "EventsWrittenToLake"
+
+# The archiver's.
 EVENTS_ARCHIVED = "EventsArchived"
+POISON_ARCHIVED = "PoisonArchived"
 EVENTS_NOT_ARCHIVED_REPLAYED = "EventsNotArchivedReplayed"
 
 # The alerter's.

@@ -91,9 +91,14 @@ def _print_tables(report: DemoReport) -> None:
         console.print(alerts)
     for name, summary in (("lake", report.lake), ("archive", report.archive)):
         if summary:
+            entries = (
+                f" ({summary['events']:,} events and {summary['poison']:,} poison records)"
+                if "events" in summary
+                else ""
+            )
             console.print(
                 f"{name}: {summary['objects']:,} objects, {summary['partitions']:,} partitions, "
-                f"{summary['bytes']:,} bytes"
+                f"{summary['bytes']:,} bytes{entries}"
             )
     if report.daily_analytics:
         daily = Table(title="daily analytics (the named Athena query, run locally)")

@@ -69,7 +69,7 @@ def _lake_bytes(tables: LakeTables, events: list[DecodedEvent], batch: int) -> i
 def _whole_batches(events: list[dict[str, Any]], rounds: int = 5) -> float:
     """Events/s of the lake writer on the kernel, 1,000-record Lambda batches, into a folder.
 
-    Wall-clock per batch as a function sees it (decode, Parquet, archive, writes), the
+    Wall-clock per batch as a function sees it (decode, Parquet, writes), the
     median of ``rounds`` passes over the workload.
     """
     records = plain_records(events)
@@ -79,7 +79,6 @@ def _whole_batches(events: list[dict[str, Any]], rounds: int = 5) -> float:
         writer = LakeWriter(
             ObjectStore(pafs.LocalFileSystem(), concurrency=1),
             lake_bucket=f"{root}/lake",
-            archive_bucket=f"{root}/archive",
         )
         kernel = KinesisBatchKernel(writer, quarantine=None)  # type: ignore[arg-type]
         for _ in range(rounds):

@@ -21,7 +21,7 @@ from moto import mock_aws
 from tests.stack import DeployedStack, Isolated
 
 BACKENDS = ("in_process", "emulator")
-FUNCTIONS = ("projector", "alerter", "lake-writer")
+FUNCTIONS = ("projector", "alerter", "lake-writer", "archiver")
 # The adapters retry themselves; botocore must not retry behind them.
 NO_SDK_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
 _REGION = "us-east-1"

@@ -63,9 +63,12 @@ def test_demo_accounts_for_every_event_and_leaves_nothing_of_its_workspace(
         assert score["caught"] == score["injected"], rule
         assert score["missed"] == 0 and score["extra"] == 0, (rule, score)
     assert report["runtime"]["drained"]
-    # The lake has a dataset per event type; the archive has the raw events.
+    # The lake has a dataset per event type; the archive has every record of the stream.
     assert len(report["lake"]["datasets"]) == 6
     assert report["archive"]["objects"] > 0
+    archived = report["archive"]["events"] + report["archive"]["poison"]
+    assert archived == sum(report["on_stream"].values())
+    assert report["archive"]["poison"] == report["on_stream"].get("unknown", 0)
     # The named daily analytics query, run locally, counts every activity event once.
     daily = report["daily_analytics"]
     assert daily, "the daily analytics query returned nothing"

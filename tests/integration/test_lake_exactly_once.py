@@ -15,7 +15,8 @@ is the lake writer's: ``ReportBatchItemFailures`` and ``BisectBatchOnFunctionErr
 a re-delivered batch has the same sequence range, hence the same object keys, and overwrites.
 
 Each of the six tables must then answer ``SELECT count(*), count(DISTINCT event_id)`` with
-the number of events of its type produced, and the archive must hold each event once. One
+the number of events of its type produced. (The archive is the archiver's, with a mapping of
+its own: tests/integration/test_archiver.py.) One
 statement asks all six tables (a ``UNION ALL`` of the per-table counts), through
 :class:`~pipelines_local.query.LocalEngine` after every run and, after the crash run, also through
 ``pipeline query --format json`` in a subprocess, as a user would.
@@ -36,7 +37,6 @@ from typing import Any
 
 import pytest
 
-from pipelines.consumers.archive import read_archive
 from pipelines.consumers.lake import table_name
 from pipelines.stream.producer import Producer
 from pipelines_local.query import LocalEngine
@@ -83,7 +83,6 @@ class Run:
     scenario: str
     lake_bucket: str
     counts: dict[str, tuple[int, int]]  # table -> (count(*), count(DISTINCT event_id))
-    archived: Counter[str]  # event id -> times archived
     stats: MappingStats
     drained: bool
     seconds: float
@@ -95,7 +94,7 @@ class LakeStack(RuntimeStack):
     """A stream, a function and its mapping, all fresh, on copies of the lake writer's buckets.
 
     The function's environment is the deployed lake writer's, as Terraform set it, naming
-    copies of its three buckets.
+    copies of its two buckets.
     """
 
     handler_module = None  # handlers are named in full
@@ -106,8 +105,8 @@ class LakeStack(RuntimeStack):
         super().__init__(deployed.client, deployed.endpoint_url, tmp_path)
         self.s3 = deployed.client("s3")
         self.isolated = deployed.isolated("lake-writer", self.prefix.rstrip("-"))
-        self.lake, self.archive, self.quarantine = (
-            self.isolated.buckets[name] for name in ("lake", "archive", "quarantine")
+        self.lake, self.quarantine = (
+            self.isolated.buckets[name] for name in ("lake", "quarantine")
         )
 
     def environment(self) -> dict[str, str]:
@@ -118,15 +117,6 @@ class LakeStack(RuntimeStack):
         return [
             o["Key"] for page in paginator.paginate(Bucket=bucket) for o in page.get("Contents", [])
         ]
-
-    def archived(self) -> Counter[str]:
-        return Counter(
-            entry.event_id
-            for key in self.keys(self.archive)
-            for entry in read_archive(
-                self.s3.get_object(Bucket=self.archive, Key=key)["Body"].read()
-            )
-        )
 
 
 def every_table_sql() -> str:
@@ -201,7 +191,6 @@ def _run(
         scenario=scenario,
         lake_bucket=stack.lake,
         counts=counts,
-        archived=stack.archived(),
         stats=result.stats,
         drained=result.drained,
         seconds=result.seconds,
@@ -241,14 +230,13 @@ def pipeline_query(sql: str, bucket: str, workspace: Workspace) -> list[dict[str
 def _assert_exactly_once(
     run: Run, produced: dict[str, int], workload: list[dict[str, Any]]
 ) -> None:
-    """Drained, nothing given up or quarantined; each event once in the lake and the archive."""
+    """Drained, nothing given up or quarantined; each event once in the lake."""
     assert run.drained, f"{run.scenario}: not drained after {run.seconds:.1f}s: {run.stats}"
     assert run.stats.records_discarded == 0
     assert run.stats.records_dead_lettered == 0
     assert run.stats.records_expired == 0
     assert run.quarantined == 0
     assert run.counts == {table: (n, n) for table, n in produced.items()}
-    assert run.archived == Counter({e["metadata"]["event_id"]: 1 for e in workload})
 
 
 def test_a_clean_run_lands_every_event_once(

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pipelines.consumers.config import SETTINGS_BY_FUNCTION, known_variables, required_variables
+from pipelines.event_time import EVENT_TIME_FLOOR_DATE
 from pipelines_local.catalog import current_schemas, glue_columns
 from pipelines_local.infra import stack
 from pipelines_local.infra.cli_config import provider_mirror
@@ -181,6 +182,8 @@ def test_glue_columns_equal_the_avro_fields(deployed, aws):
         assert parameters["projection.enabled"] == "true"
         assert parameters["projection.dt.type"] == "date"
         assert parameters["projection.dt.format"] == "yyyy-MM-dd"
+        # Every event the decode path accepts is in a partition the projection covers.
+        assert parameters["projection.dt.range"] == f"{EVENT_TIME_FLOOR_DATE},NOW"
         lake = deployed.outputs["bucket_names"]["lake"]
         assert parameters["storage.location.template"] == f"s3://{lake}/{name}/dt=${{dt}}/"
 
@@ -218,6 +221,49 @@ def test_every_function_environment_holds_what_its_reader_requires_and_nothing_e
     assert required_variables(settings) <= set(env)
     assert set(env) - known_variables(settings) == set()
     settings.from_env(env)  # and every value reads
+
+
+def test_the_archiver_and_the_lake_writer_each_read_the_stream_whole_batches_at_a_time(
+    deployed, aws
+):
+    lam = aws("lambda")
+    assert set(deployed.outputs["function_names"]) == set(SETTINGS_BY_FUNCTION)
+    for function in ("archiver", "lake-writer"):
+        arn = deployed.function_config(function).arn
+        (mapping,) = lam.list_event_source_mappings(FunctionName=arn)["EventSourceMappings"]
+        mapping = lam.get_event_source_mapping(UUID=mapping["UUID"])
+        assert mapping["EventSourceArn"] == deployed.outputs["stream_arn"]
+        assert not mapping.get("BisectBatchOnFunctionError", False)  # a retry sees the same range
+        assert mapping["BatchSize"] == 1000
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        destination = mapping["DestinationConfig"]["OnFailure"]["Destination"]
+        assert destination.endswith(f"{deployed.workspace.function(function)}-dlq")
+
+
+def _object_writes(aws, deployed, function: str) -> list[str]:
+    role = aws("iam").get_role_policy(
+        RoleName=deployed.workspace.function(function), PolicyName="least-privilege"
+    )
+    document = role["PolicyDocument"]
+    policy = json.loads(document) if isinstance(document, str) else document
+    (writes,) = [s for s in policy["Statement"] if s.get("Sid") == "WriteObjects"]
+    resources = writes["Resource"]
+    return sorted([resources] if isinstance(resources, str) else resources)
+
+
+def test_only_the_archiver_may_write_the_archive(deployed, aws):
+    buckets = deployed.outputs["bucket_names"]
+    prefix = deployed.outputs["archive_prefix"]
+    assert _object_writes(aws, deployed, "archiver") == sorted(
+        [
+            f"arn:aws:s3:::{buckets['archive']}/{prefix}/*",
+            f"arn:aws:s3:::{buckets['quarantine']}/archiver/*",
+        ]
+    )
+    assert _object_writes(aws, deployed, "lake-writer") == sorted(
+        [f"arn:aws:s3:::{buckets['lake']}/*", f"arn:aws:s3:::{buckets['quarantine']}/lake-writer/*"]
+    )
+    assert deployed.function_env("archiver")["ARCHIVE_PREFIX"] == prefix
 
 
 def test_the_functions_run_the_runtime_the_package_is_built_for(deployed):

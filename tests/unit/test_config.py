@@ -7,6 +7,7 @@ import pytest
 from pipelines.consumers.config import (
     SETTINGS_BY_FUNCTION,
     AlerterSettings,
+    ArchiverSettings,
     LakeWriterSettings,
     ProjectorSettings,
     SettingsError,
@@ -45,13 +46,13 @@ def test_missing_or_malformed_projector_variables_are_refused(name: str, value: 
         ProjectorSettings.from_env(env)
 
 
-LAKE_ENV = {"LAKE_BUCKET": "lake", "ARCHIVE_BUCKET": "archive", "QUARANTINE_BUCKET": "quarantine"}
+LAKE_ENV = {"LAKE_BUCKET": "lake", "QUARANTINE_BUCKET": "quarantine"}
 
 
 def test_lake_writer_defaults_fill_what_terraform_leaves_out() -> None:
     settings = LakeWriterSettings.from_env(LAKE_ENV)
 
-    assert settings == LakeWriterSettings("lake", "archive", "quarantine")
+    assert settings == LakeWriterSettings("lake", "quarantine")
     assert settings.service_name == "lake-writer"
     assert settings.compression == "zstd"
 
@@ -59,7 +60,6 @@ def test_lake_writer_defaults_fill_what_terraform_leaves_out() -> None:
 def test_every_lake_writer_variable_is_read() -> None:
     env = {
         **LAKE_ENV,
-        "ARCHIVE_PREFIX": "/raw/",
         "LAKE_COMPRESSION": "SNAPPY",
         "WRITE_CONCURRENCY": "3",
         "POWERTOOLS_SERVICE_NAME": "lake",
@@ -70,11 +70,7 @@ def test_every_lake_writer_variable_is_read() -> None:
 
     settings = LakeWriterSettings.from_env(env)
 
-    assert (settings.archive_prefix, settings.compression, settings.write_concurrency) == (
-        "raw",
-        "snappy",
-        3,
-    )
+    assert (settings.compression, settings.write_concurrency) == ("snappy", 3)
     assert (settings.service_name, settings.metrics_namespace) == ("lake", "Test")
     assert (settings.region, settings.endpoint_url) == ("eu-west-1", "http://127.0.0.1:5000")
 
@@ -83,7 +79,7 @@ def test_every_lake_writer_variable_is_read() -> None:
     "change",
     [
         {"LAKE_BUCKET": ""},
-        {"ARCHIVE_BUCKET": " "},
+        {"LAKE_BUCKET": " "},
         {"QUARANTINE_BUCKET": ""},
         {"LAKE_COMPRESSION": "gzip"},
         {"WRITE_CONCURRENCY": "0"},
@@ -93,6 +89,39 @@ def test_every_lake_writer_variable_is_read() -> None:
 def test_a_missing_or_malformed_lake_writer_variable_is_refused(change: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         LakeWriterSettings.from_env({**LAKE_ENV, **change})
+
+
+ARCHIVER_ENV = {"ARCHIVE_BUCKET": "archive", "QUARANTINE_BUCKET": "quarantine"}
+
+
+def test_archiver_defaults_fill_what_terraform_leaves_out() -> None:
+    settings = ArchiverSettings.from_env(ARCHIVER_ENV)
+
+    assert settings == ArchiverSettings("archive", "quarantine")
+    assert (settings.archive_prefix, settings.service_name) == ("events", "archiver")
+
+
+def test_every_archiver_variable_is_read() -> None:
+    env = {
+        **ARCHIVER_ENV,
+        "ARCHIVE_PREFIX": "/raw/",
+        "POWERTOOLS_SERVICE_NAME": "arch",
+        "POWERTOOLS_METRICS_NAMESPACE": "Test",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+    }
+
+    settings = ArchiverSettings.from_env(env)
+
+    assert settings == ArchiverSettings(
+        "archive", "quarantine", "raw", "arch", "Test", "http://127.0.0.1:5000"
+    )
+
+
+@pytest.mark.parametrize("missing", sorted(ARCHIVER_ENV))
+def test_a_missing_archiver_variable_is_named(missing: str) -> None:
+    env = {k: v for k, v in ARCHIVER_ENV.items() if k != missing}
+    with pytest.raises(SettingsError, match=missing):
+        ArchiverSettings.from_env(env)
 
 
 ALERTER_ENV = {

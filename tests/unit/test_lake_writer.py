@@ -1,4 +1,4 @@
-"""The lake writer: a Lambda batch in, Parquet datasets (and archive files) out.
+"""The lake writer: a Lambda batch in, Parquet datasets out.
 
 Objects go to a local folder through pyarrow's local filesystem, the same code
 path as S3 (tests/integration/test_lake_writer.py runs it against the emulator).
@@ -6,11 +6,16 @@ path as S3 (tests/integration/test_lake_writer.py runs it against the emulator).
 
 from __future__ import annotations
 
+import copy
+import io
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -18,16 +23,29 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.adapters.objects import ObjectStore
-from pipelines.consumers.batch import KinesisBatchKernel
+from pipelines.consumers.batch import Batch, BatchRecord, KinesisBatchKernel
 from pipelines.consumers.lake import LakeTables, LakeWriter, table_name
-from pipelines.contract.codec import decode_event, encode_event
-from pipelines.contract.schemas import EVENT_TYPES
-from pipelines.errors import PoisonRecordError, TransientError
-from pipelines.stream.records import UserRecord
+from pipelines.consumers.metrics import KERNEL_METRICS, BatchCounts
+from pipelines.contract.codec import MAGIC, DecodedEvent, decode_event, encode_event
+from pipelines.contract.schemas import EVENT_TYPES, default_registry
+from pipelines.errors import (
+    InvalidEventError,
+    MisconfigurationError,
+    PoisonRecordError,
+    TransientError,
+)
+from pipelines.event_time import EVENT_TIME_FLOOR
+from pipelines.stream.records import DecodedRecord, Delivered, UserRecord
 from pipelines_local.simulator import simulate
-from tests.kinesis_events import SHARD_ID, aggregated_record, kinesis_record, plain_records
+from tests.kinesis_events import (
+    SHARD_ID,
+    aggregated_record,
+    kinesis_record,
+    plain_records,
+    sequence_number,
+)
 
-LAKE, ARCHIVE = "lake", "archive"
+LAKE = "lake"
 
 
 class KeptRecords:
@@ -61,7 +79,7 @@ def local_writer(root: Path, quarantine: Any = None) -> tuple[KinesisBatchKernel
     """The lake writer on the batch kernel, writing under ``root``."""
     kept = quarantine or KeptRecords()
     store = ObjectStore(pafs.LocalFileSystem(), concurrency=4)
-    writer = LakeWriter(store, lake_bucket=str(root / LAKE), archive_bucket=str(root / ARCHIVE))
+    writer = LakeWriter(store, lake_bucket=str(root / LAKE))
     return KinesisBatchKernel(writer, kept), kept
 
 
@@ -237,3 +255,213 @@ def test_parquet_is_compressed(tmp_path: Path, compression: str) -> None:
     (first, *_) = tables.files(decoded, "stem")
     meta = pq.ParquetFile(pa.BufferReader(first.data)).metadata
     assert meta.row_group(0).column(0).compression.lower() == compression
+
+
+# --- a row the lake cannot hold is that row's problem, never the batch's ------------------------
+
+WIDE_AMOUNT = Decimal("123456789012345678901234.5")  # 24 integer digits: decimal(18,4) holds 14
+
+
+def too_wide_transaction(event: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A TransactionRecorded whose amount is wider than its decimal(18,4) column."""
+    base = event or next(
+        e for e in sample_events(50) if e["metadata"]["event_type"] == "TransactionRecorded"
+    )
+    return {
+        **base,
+        "metadata": {**base["metadata"], "event_id": str(uuid.uuid4())},
+        "amount": WIDE_AMOUNT,
+    }
+
+
+def unchecked_bytes(event: dict[str, Any]) -> bytes:
+    """The event's wire bytes, written past the encoder's checks.
+
+    The encoder (and fastavro) refuse a decimal wider than its precision; the wire format of
+    a decimal does not carry the precision, so the body is written with a wider one, under the
+    real schema's fingerprint, as a producer that checks nothing would.
+    """
+    version = default_registry().current[event["metadata"]["event_type"]]
+    schema = copy.deepcopy(version.resolved)
+    for field in schema["fields"]:
+        if isinstance(field["type"], dict) and field["type"].get("logicalType") == "decimal":
+            field["type"] = {**field["type"], "precision": 38}
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(schema), event)
+    return MAGIC + version.fingerprint + body.getvalue()
+
+
+def hand_built_batch(kernel: KinesisBatchKernel, items: list[tuple[bytes, DecodedEvent]]) -> Batch:
+    """A batch of one event per Kinesis record, decoded by hand (not by the decode path).
+
+    The decode path refuses values its contract forbids; the lake writer must not depend on
+    that, so its own isolation is tested on events that reached it anyway.
+    """
+    records = []
+    for n, (data, event) in enumerate(items):
+        seq = sequence_number(n + 1)
+        key = event.record["metadata"]["aggregate_id"]
+        delivered = Delivered(0, data, event)
+        decoded = DecodedRecord(seq, SHARD_ID, key, 1_793_487_000.0 + n, False, [delivered], [])
+        records.append(BatchRecord(n, seq, frozenset({key}), decoded, [delivered]))
+    names = (*kernel.consumer.metric_names, *KERNEL_METRICS)
+    return Batch(records, BatchCounts(names), kernel)
+
+
+def decoded_with_wide_amount(good: dict[str, Any]) -> tuple[bytes, DecodedEvent]:
+    """A too-wide transaction as the codec reads it (fastavro rounds it to 18 digits)."""
+    data = unchecked_bytes(too_wide_transaction(good))
+    return data, decode_event(data)
+
+
+def lake_rows(root: Path) -> Counter[str]:
+    """Event id -> rows in the lake, over every table written."""
+    rows: Counter[str] = Counter()
+    for table in (root / LAKE).iterdir():
+        path = str(table)
+        rows.update(
+            ds.dataset(path, format="parquet", partitioning="hive")
+            .to_table()["event_id"]
+            .to_pylist()
+        )
+    return rows
+
+
+def test_a_decimal_wider_than_its_column_is_quarantined_alone_and_the_rest_is_written(
+    tmp_path: Path,
+) -> None:
+    events = sample_events(600)
+    good = [(encode_event(e), decode_event(encode_event(e))) for e in events]
+    transaction = next(e for e in events if e["metadata"]["event_type"] == "TransactionRecorded")
+    bad_data, bad = decoded_with_wide_amount(transaction)
+    writer, kept = local_writer(tmp_path)
+    batch = hand_built_batch(writer, [*good[:300], (bad_data, bad), *good[300:]])
+
+    written = writer.consumer.consume(batch)
+
+    assert [r.error for r in batch.records] == [None] * 601
+    assert written
+    assert lake_rows(tmp_path) == Counter(e["metadata"]["event_id"] for e in events)
+    ((record, error),) = kept.kept
+    assert record.data == bad_data and record.sequence_number == sequence_number(301)
+    assert isinstance(error, InvalidEventError)
+    assert "transaction_recorded" in error.reason and "ArrowInvalid" in error.reason
+    assert batch.counts["EventsWrittenToLake"] == 600
+    assert batch.counts["EventsQuarantined"] == 1
+
+
+def test_through_the_kernel_the_too_wide_decimal_is_quarantined_once_and_nothing_fails(
+    tmp_path: Path,
+) -> None:
+    events = sample_events(600)
+    bad = too_wide_transaction()
+    records = [*plain_records(events[:300]), kinesis_record(unchecked_bytes(bad), "pk", 301)]
+    records += plain_records(events[300:], first=302)
+    writer, kept = local_writer(tmp_path)
+
+    result = writer.process_batch(records)
+
+    assert result.errors == [None] * 601
+    assert lake_rows(tmp_path) == Counter(e["metadata"]["event_id"] for e in events)
+    assert [(r.data, bool(e.reason)) for r, e in kept.kept] == [(unchecked_bytes(bad), True)]
+    assert result.counts["EventsQuarantined"] == 1
+
+
+def test_lake_tables_set_aside_only_the_rows_that_cannot_be_converted() -> None:
+    events = [decode_event(encode_event(e)) for e in sample_events(200)]
+    transaction = next(
+        e for e in sample_events(200) if e["metadata"]["event_type"] == "TransactionRecorded"
+    )
+    _, bad = decoded_with_wide_amount(transaction)
+    early = events[0]._replace(
+        record={
+            **events[0].record,
+            "metadata": {
+                **events[0].record["metadata"],
+                "occurred_at": datetime(2023, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+            },
+        }
+    )
+    floor = events[1]._replace(
+        record={
+            **events[1].record,
+            "metadata": {**events[1].record["metadata"], "occurred_at": EVENT_TIME_FLOOR},
+        }
+    )
+    given = [early, floor, *events[2:100], bad, *events[100:]]
+
+    built = LakeTables().build(given, "stem")
+
+    assert [r.position for r in built.rejected] == [0, 100]
+    assert "before 2024-01-01" in built.rejected[0].reason
+    assert "does not fit the lake table transaction_recorded" in built.rejected[1].reason
+    assert sum(f.events for f in built.files) == len(given) - 2
+    first_day = [f for f in built.files if "/dt=2024-01-01/" in f.key]
+    assert [f.events for f in first_day] == [1]  # the floor itself is the first partition
+
+
+def test_an_event_dated_before_the_lakes_first_partition_is_quarantined(tmp_path: Path) -> None:
+    events = sample_events(20)
+    early = {
+        **events[0],
+        "metadata": {**events[0]["metadata"], "occurred_at": datetime(2023, 6, 1, tzinfo=UTC)},
+    }
+    writer, kept = local_writer(tmp_path)
+
+    result = writer.process_batch(plain_records([*events[1:], early]))
+
+    assert result.errors == [None] * 20
+    assert [r.data for r, _ in kept.kept] == [encode_event(early)]
+    assert lake_rows(tmp_path) == Counter(e["metadata"]["event_id"] for e in events[1:])
+
+
+def test_when_the_lakes_poison_cannot_be_quarantined_the_whole_batch_fails_and_a_retry_repairs_it(
+    tmp_path: Path,
+) -> None:
+    events = sample_events(40)
+    good = [(encode_event(e), decode_event(encode_event(e))) for e in events]
+    transaction = next(e for e in events if e["metadata"]["event_type"] == "TransactionRecorded")
+    items = [*good[:20], decoded_with_wide_amount(transaction), *good[20:]]
+    failing, _ = local_writer(tmp_path, FailingQuarantine())
+    batch = hand_built_batch(failing, items)
+
+    failing.consumer.consume(batch)
+
+    assert all(isinstance(r.error, TransientError) for r in batch.records)
+    assert not (tmp_path / LAKE).exists()  # nothing written: the retry writes it all
+    working, kept = local_writer(tmp_path)
+    again = hand_built_batch(working, items)
+    working.consumer.consume(again)
+    assert [r.error for r in again.records] == [None] * len(items)
+    assert len(kept.kept) == 1
+    assert lake_rows(tmp_path) == Counter(e["metadata"]["event_id"] for e in events)
+
+
+class BrokenStore(ObjectStore):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(pafs.LocalFileSystem())
+        self.error = error
+
+    def put_all(self, writes: Any) -> None:
+        raise self.error
+
+
+def test_a_transient_write_failure_fails_the_whole_batch(tmp_path: Path) -> None:
+    batch = plain_records(sample_events(20))
+    kernel = KinesisBatchKernel(
+        LakeWriter(BrokenStore(TransientError("SlowDown")), lake_bucket="lake"), KeptRecords()
+    )
+
+    result = kernel.process_batch(batch)
+
+    assert all(isinstance(error, TransientError) for error in result.errors)
+
+
+def test_a_misconfigured_lake_fails_the_invocation_loudly(tmp_path: Path) -> None:
+    kernel = KinesisBatchKernel(
+        LakeWriter(BrokenStore(MisconfigurationError("AccessDenied")), lake_bucket="lake"),
+        KeptRecords(),
+    )
+
+    with pytest.raises(MisconfigurationError):
+        kernel.process_batch(plain_records(sample_events(20)))

@@ -45,6 +45,9 @@ def test_the_package_is_deterministic_and_complete(package: Package, tmp_path: P
         "pipelines/contract/codec.py",
         "pipelines/consumers/batch.py",
         "functions/projector/handler.py",
+        "functions/archiver/handler.py",
+        "functions/lake_writer/handler.py",
+        "functions/alerter/handler.py",
         "pipelines/_schemas/EventMetadata.avsc",
         "pipelines/_schemas/history/FINGERPRINTS",
         "fastavro/__init__.py",
@@ -60,17 +63,25 @@ def test_the_package_is_deterministic_and_complete(package: Package, tmp_path: P
     assert "functions/requirements.txt" not in names
 
 
-def test_every_module_of_the_lambda_folder_imports_with_only_the_functions_requirements(
-    package: Package, tmp_path: Path
-) -> None:
+def _lambda_task(
+    package: Package, tmp_path: Path, provided_names: tuple[str, ...]
+) -> tuple[Path, Path]:
+    """The unpacked package, and a folder of what the runtime (and layers) provide."""
     task_root = tmp_path / "task"
     with zipfile.ZipFile(package.path) as archive:
         archive.extractall(task_root)
     provided = tmp_path / "runtime"
     provided.mkdir()
     site = Path(sysconfig.get_paths()["purelib"])
-    for name in PROVIDED_ON_AWS:
+    for name in provided_names:
         (provided / name).symlink_to(site / name)
+    return task_root, provided
+
+
+def test_every_module_of_the_lambda_folder_imports_with_only_the_functions_requirements(
+    package: Package, tmp_path: Path
+) -> None:
+    task_root, provided = _lambda_task(package, tmp_path, PROVIDED_ON_AWS)
     script = f"""
 import importlib, json, pkgutil, sys
 sys.path[:0] = [{str(task_root)!r}, {str(provided)!r}]
@@ -107,3 +118,33 @@ print(json.dumps({{"imported": imported, "failed": failed, "local": local,
             if name not in ("pipelines", "functions"):
                 expected.add(name)
     assert set(result["imported"]) == expected
+
+
+def test_the_functions_without_the_pandas_layer_import_without_pyarrow(
+    package: Package, tmp_path: Path
+) -> None:
+    """Only the lake writer has the AWS SDK for pandas layer; the others must not need it."""
+    without_layer = tuple(n for n in PROVIDED_ON_AWS if n != "pyarrow")
+    task_root, provided = _lambda_task(package, tmp_path, without_layer)
+    script = f"""
+import importlib, json, sys
+sys.path[:0] = [{str(task_root)!r}, {str(provided)!r}]
+failed = {{}}
+for name in ("functions.archiver.handler", "functions.projector.handler",
+             "functions.alerter.handler"):
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        failed[name] = repr(exc)
+print(json.dumps({{"failed": failed, "pyarrow": "pyarrow" in sys.modules}}))
+"""
+    completed = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result == {"failed": {}, "pyarrow": False}

@@ -1,5 +1,7 @@
 locals {
   # Generated from the Avro schemas by `python -m pipelines_local.catalog`; a unit test keeps it current.
+  # Each table's partition_range_start is the pipeline's event time floor
+  # (pipelines/event_time.py): the decode path refuses an event dated earlier.
   tables        = jsondecode(file("${path.module}/tables.json"))
   database_name = replace(var.name_prefix, "-", "_")
 }
@@ -24,7 +26,7 @@ resource "aws_glue_catalog_table" "this" {
     "projection.enabled"          = "true"
     "projection.dt.type"          = "date"
     "projection.dt.format"        = each.value.partition_format
-    "projection.dt.range"         = "${var.projection_start_date},NOW"
+    "projection.dt.range"         = "${each.value.partition_range_start},NOW"
     "projection.dt.interval"      = "1"
     "projection.dt.interval.unit" = "DAYS"
     "storage.location.template"   = "s3://${var.lake_bucket}/${each.value.table_name}/dt=$${dt}/"

@@ -28,17 +28,6 @@ variable "bytes_scanned_cutoff" {
   }
 }
 
-variable "projection_start_date" {
-  description = "First date (yyyy-MM-dd) the dt partition projection covers."
-  type        = string
-  default     = "2024-01-01"
-
-  validation {
-    condition     = can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", var.projection_start_date))
-    error_message = "projection_start_date must be a yyyy-MM-dd date."
-  }
-}
-
 variable "force_destroy" {
   description = "Let destroy delete the workgroup together with its named queries."
   type        = bool
