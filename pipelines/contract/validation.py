@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from math import isfinite
 from typing import Any
@@ -42,8 +42,8 @@ from typing import Any
 from pipelines.contract.codec import DecodedEvent
 from pipelines.contract.events import AGGREGATE_FIELD
 from pipelines.errors import InvalidEventError
+from pipelines.event_time import EVENT_TIME_FLOOR
 
-EVENT_TIME_FLOOR = datetime(2024, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_AGGREGATE_VERSION = 2**53 - 1
 MAX_KEY_BYTES = 1024

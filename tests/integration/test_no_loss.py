@@ -59,7 +59,7 @@ class Bad:
     field: str
 
 
-EVERY_READER = frozenset({"projector", "alerter", "lake-writer"})
+EVERY_READER = frozenset({"projector", "alerter", "lake-writer", "archiver"})
 
 
 def _at(minutes: int = 30) -> datetime:
