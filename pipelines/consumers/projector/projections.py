@@ -25,7 +25,7 @@ idempotent:
     ``registered_at``, a profile update its non-null fields. See :mod:`.registers`.
   - ``transactions`` (:class:`ConditionalUpdate`): one item per ``transaction_id``
     holding the event latest by (``occurred_at``, ``aggregate_version``, ``event_id``):
-    ``transaction_version`` = ``<occurred_at>#<aggregate_version, 16 digits>#<event_id>``
+    ``transaction_version`` = ``<occurred_at>#<aggregate_version, 19 digits>#<event_id>``
     must grow, so "pending" then "completed" ends "completed" in either arrival order.
     With ``timestamp`` = ``<occurred_at>`` and ``user_id`` for ``UserTransactionsIndex``.
   - ``image_analysis`` (:class:`ConditionalUpdate`): one item per ``image_key``
@@ -98,7 +98,7 @@ _TRANSACTION_USER_ID: KeyLimit = (
     MAX_PARTITION_KEY_BYTES,
 )
 _IMAGE_KEY: KeyLimit = ("image_key (key)", "partition", MAX_PARTITION_KEY_BYTES)
-_MAX_VERSION_DIGITS = 16  # aggregate_version in transaction_version: 2**53 has 16 digits
+_VERSION_DIGITS = 19  # aggregate_version in transaction_version: any Avro long
 
 # An item is at most 8 times its event's bytes on the wire plus 4 KiB: a string of the
 # event appears at most three times in its item (an event id in a key, in event_id and
@@ -311,8 +311,8 @@ class Projections:
         at = iso_millis(meta["occurred_at"])
         event_id = str(meta["event_id"])
         version = meta["aggregate_version"] or 0
-        if not 0 <= version < 10**_MAX_VERSION_DIGITS:
-            raise _invalid(event, f"aggregate_version {version} is out of range")
+        if version < 0:  # zero-padded text orders only what is not negative
+            raise _invalid(event, f"aggregate_version {version} is negative")
         values = [
             {"S": r["user_id"]},
             {"S": at},
@@ -330,7 +330,7 @@ class Projections:
             "transaction_version",
             _TRANSACTION,
             values,
-            {"S": f"{at}#{version:0{_MAX_VERSION_DIGITS}d}#{event_id}"},
+            {"S": f"{at}#{version:0{_VERSION_DIGITS}d}#{event_id}"},
             _TRANSACTION_CONDITION,
         )
         _check_keys(
