@@ -2,11 +2,14 @@
 
 moto (in-process or as the emulator) never throttles and never returns
 ``UnprocessedItems``; these hooks make a real client see both, the way AWS
-shows them, without replacing the client.
+shows them, without replacing the client. :class:`Reject` refuses a whole request
+for one item in it, before anything of it is written, as AWS does (moto writes the
+items ahead of the bad one).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -92,3 +95,56 @@ class HoldBack:
                 unprocessed.setdefault(table, []).extend(requests)
         self._pending = {}
         self._nothing_left = False
+
+
+class Reject:
+    """DynamoDB refuses every write request holding a matching item, whole, as AWS does.
+
+    One item DynamoDB cannot take (too large, say) fails its whole ``BatchWriteItem``
+    request with a ``ValidationException``, and an ``UpdateItem`` of it fails alone.
+    moto applies the items of a batch before the bad one; this hook refuses the request
+    before anything of it is written, as AWS does. ``matches(item)`` is given each put's
+    item, or an update's key and expression values merged.
+    """
+
+    MESSAGE = "Item size has exceeded the maximum allowed size"
+
+    def __init__(
+        self,
+        client: Any,
+        matches: Callable[[dict[str, Any]], bool],
+        code: str = "ValidationException",
+        message: str = MESSAGE,
+    ) -> None:
+        self.matches = matches
+        self.code = code
+        self.message = message
+        self.rejected = 0
+        self._call = threading.local()  # the projector sends updates from several threads
+        events = client.meta.events
+        for operation in ("BatchWriteItem", "UpdateItem"):
+            events.register(f"before-parameter-build.dynamodb.{operation}", self._inspect)
+            events.register(f"before-call.dynamodb.{operation}", self._before_call)
+
+    def _inspect(self, params: dict[str, Any], **_: Any) -> None:
+        if "RequestItems" in params:
+            items = [
+                request["PutRequest"]["Item"]
+                for requests in params["RequestItems"].values()
+                for request in requests
+            ]
+        else:
+            items = [{**params["Key"], **params.get("ExpressionAttributeValues", {})}]
+        self._call.reject = any(self.matches(item) for item in items)
+
+    def _before_call(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if not getattr(self._call, "reject", False):
+            return None
+        self._call.reject = False
+        self.rejected += 1
+        response = AWSResponse("https://dynamodb.local", 400, {}, None)
+        parsed = {
+            "Error": {"Code": self.code, "Message": self.message},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        return response, parsed

@@ -7,9 +7,22 @@ botocore's errors are translated here, once:
   writes that did not land are raised as :class:`UnprocessedItemsError`
   (a :class:`~pipelines.errors.TransientError`) - never dropped;
 * a failed condition is not an error: :meth:`DynamoWriter.update` says
-  whether the event was stale or a duplicate;
-* anything else (validation, missing table, access) is
-  :class:`WriteRejectedError`, also carrying what did not land.
+  whether the event was stale or a duplicate, and :meth:`DynamoWriter.merge`
+  re-plans its write from the item the failed condition hands back;
+* a missing table or denied access is a
+  :class:`~pipelines.errors.MisconfigurationError`, raised at once;
+* anything else (a validation error: an item over 400 KB, a key too long, a
+  number out of range) is :class:`WriteRejectedError`, carrying DynamoDB's own
+  message and what did not land.
+
+A rejection is isolated to the item it is about: :meth:`DynamoWriter.write_facts`
+re-sends a rejected ``BatchWriteItem`` chunk one put at a time, so the good puts of
+the chunk land and only the rejected ones are reported, and it goes on with the
+chunks after it.
+
+:func:`item_size` counts an item's bytes the way DynamoDB does, so that callers can
+check the limits (:data:`MAX_ITEM_BYTES`, :data:`MAX_PARTITION_KEY_BYTES`,
+:data:`MAX_SORT_KEY_BYTES`) before they write.
 
 Build the client with botocore's own retries off (``max_attempts=1``) so this
 module's :class:`~pipelines.consumers.config.RetryPolicy` is the one in charge.
@@ -20,8 +33,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -34,6 +48,11 @@ if TYPE_CHECKING:
 
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
+
+# DynamoDB's limits (Developer Guide, "Quotas": items, attributes and keys).
+MAX_ITEM_BYTES = 400 * 1024  # attribute names and values, as item_size counts them
+MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
 
 
 class FactPut(NamedTuple):
@@ -57,13 +76,31 @@ class ConditionalUpdate(NamedTuple):
 
     @property
     def version(self) -> AttributeValue:
-        return self.values[":v"]
+        return self.values.get(":v", {})
 
 
 Write = FactPut | ConditionalUpdate
 
 
+class StateMerge(Protocol):
+    """A state write that is planned again from the stored item whenever its condition fails.
+
+    :meth:`first` is the write to try without having read the item; when DynamoDB
+    refuses a write's condition it hands back the item as stored (``None``: there is
+    none), and :meth:`replan` says what to write over *that*, or that nothing of the
+    event applies any more (stale or duplicate).
+    """
+
+    @property
+    def table(self) -> str: ...
+
+    def first(self) -> ConditionalUpdate: ...
+
+    def replan(self, stored: Item | None) -> ConditionalUpdate | UpdateOutcome: ...
+
+
 MAX_BATCH_ITEMS = 25  # BatchWriteItem's limit
+MAX_MERGE_ROUNDS = 8  # writes of one merge whose condition another writer may beat
 
 
 class UnprocessedItemsError(TransientError):
@@ -75,11 +112,18 @@ class UnprocessedItemsError(TransientError):
 
 
 class WriteRejectedError(PipelineError):
-    """DynamoDB refused a write for a reason retrying will not fix."""
+    """DynamoDB refused a write for a reason retrying will not fix.
 
-    def __init__(self, message: str, code: str, unwritten: Sequence[FactPut] = ()) -> None:
+    ``code`` is DynamoDB's error code (``ValidationException``), ``reason`` its message
+    (``Item size has exceeded the maximum allowed size``).
+    """
+
+    def __init__(
+        self, message: str, code: str, unwritten: Sequence[FactPut] = (), *, reason: str = ""
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.reason = reason or message
         self.unwritten = list(unwritten)
 
 
@@ -87,6 +131,21 @@ class UpdateOutcome(Enum):
     APPLIED = "applied"
     STALE = "stale"  # the table holds a newer version
     DUPLICATE = "duplicate"  # the table holds this very version
+
+
+@dataclass(slots=True)
+class FactsWritten:
+    """What became of the puts of one :meth:`DynamoWriter.write_facts` call.
+
+    Every distinct put is in exactly one list: it landed, DynamoDB rejected it (with the
+    rejection), or it did not land within the retry budget (``unwritten``, because of
+    ``error``: worth another delivery).
+    """
+
+    landed: list[FactPut] = field(default_factory=list)
+    rejected: list[tuple[FactPut, WriteRejectedError]] = field(default_factory=list)
+    unwritten: list[FactPut] = field(default_factory=list)
+    error: UnprocessedItemsError | None = None
 
 
 class DynamoWriter:
@@ -117,8 +176,14 @@ class DynamoWriter:
         if kind is Failure.MISCONFIGURATION:
             raise translate(exc, what) from exc
         if kind is Failure.REJECTED:
-            code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
-            raise WriteRejectedError(f"{what} rejected ({code}): {exc}", code, unwritten) from exc
+            if isinstance(exc, ClientError):
+                code = error_code(exc)
+                reason = str(exc.response.get("Error", {}).get("Message") or exc)
+            else:
+                code, reason = type(exc).__name__, str(exc)
+            raise WriteRejectedError(
+                f"{what} rejected ({code}): {exc}", code, unwritten, reason=reason
+            ) from exc
 
     # --- facts ---------------------------------------------------------------------
 
@@ -128,18 +193,75 @@ class DynamoWriter:
         Puts with the same table and key are sent once (a request may not repeat
         a key, and facts with equal keys are equal). Raises
         :class:`UnprocessedItemsError` or :class:`WriteRejectedError` listing every
-        put that did not land, including those of chunks not yet sent.
+        put that did not land (:meth:`write_facts` says which fared how).
+        """
+        written = self.write_facts(puts)
+        rejected = [put for put, _ in written.rejected]
+        if written.error is not None:
+            raise UnprocessedItemsError(
+                str(written.error), [*written.unwritten, *rejected]
+            ) from written.error
+        if written.rejected:
+            first = written.rejected[0][1]
+            raise WriteRejectedError(
+                f"{len(rejected)} puts rejected; the first: {first}",
+                first.code,
+                rejected,
+                reason=first.reason,
+            ) from first
+        return len(written.landed)
+
+    def write_facts(self, puts: Sequence[FactPut]) -> FactsWritten:
+        """Put every fact, 25 per ``BatchWriteItem``, and say what became of each.
+
+        Puts with the same table and key are sent once. A chunk that DynamoDB rejects
+        as a whole (one item over 400 KB rejects all 25) is sent again one put at a
+        time, so that only the puts it is about are rejected; the chunks after it are
+        still sent. Once a chunk's retry budget is spent on transient faults, the puts
+        not yet sent are left unwritten too (the table is struggling; the records are
+        delivered again anyway). Raises only
+        :class:`~pipelines.errors.MisconfigurationError`.
         """
         unique = list({(p.table, p.key): p for p in reversed(puts)}.values())
         unique.reverse()  # first occurrence wins, original order kept
+        written = FactsWritten()
         for start in range(0, len(unique), MAX_BATCH_ITEMS):
             chunk = unique[start : start + MAX_BATCH_ITEMS]
+            if written.error is not None:
+                written.unwritten.extend(chunk)
+                continue
             try:
                 self._put_chunk(chunk)
-            except (UnprocessedItemsError, WriteRejectedError) as exc:
-                exc.unwritten.extend(unique[start + MAX_BATCH_ITEMS :])
-                raise
-        return len(unique)
+            except UnprocessedItemsError as exc:
+                left = _keys(exc.unwritten)
+                written.landed.extend(p for p in chunk if (p.table, p.key) not in left)
+                written.unwritten.extend(exc.unwritten)
+                written.error = exc
+                continue
+            except WriteRejectedError as exc:
+                left = _keys(exc.unwritten)
+                written.landed.extend(p for p in chunk if (p.table, p.key) not in left)
+                if len(exc.unwritten) == 1:
+                    written.rejected.append((exc.unwritten[0], exc))
+                else:
+                    self._put_singly(exc.unwritten, written)
+                continue
+            written.landed.extend(chunk)
+        return written
+
+    def _put_singly(self, puts: list[FactPut], written: FactsWritten) -> None:
+        """Isolate a rejected chunk: each put on its own, until a transient fault stops it."""
+        for n, put in enumerate(puts):
+            try:
+                self._put_chunk([put])
+            except WriteRejectedError as exc:
+                written.rejected.append((put, exc))
+                continue
+            except UnprocessedItemsError as exc:
+                written.unwritten.extend(puts[n:])
+                written.error = exc
+                return
+            written.landed.append(put)
 
     def _put_chunk(self, chunk: list[FactPut]) -> None:
         pending = chunk
@@ -166,7 +288,40 @@ class DynamoWriter:
     # --- state ---------------------------------------------------------------------
 
     def update(self, update: ConditionalUpdate) -> UpdateOutcome:
-        """Apply a conditional update; a failed condition is a skip, not an error."""
+        """Apply a conditional update; a failed condition is a skip, not an error.
+
+        Raises :class:`WriteRejectedError` when DynamoDB rejects the update itself (the
+        item it would make is over 400 KB, say), :class:`~pipelines.errors.TransientError`
+        when the retry budget is spent.
+        """
+        applied, stored = self._conditional_update(update)
+        return UpdateOutcome.APPLIED if applied else _skip_kind(update, stored)
+
+    def merge(self, merge: StateMerge) -> UpdateOutcome:
+        """Apply a state merge: its first write, then, while a condition fails, its re-plan.
+
+        Each failed condition hands back the item as stored (``ALL_OLD``), so a re-plan
+        costs no read. Raises as :meth:`update` does, and
+        :class:`~pipelines.errors.TransientError` when other writers kept changing the
+        item for :data:`MAX_MERGE_ROUNDS` writes.
+        """
+        write = merge.first()
+        for _ in range(MAX_MERGE_ROUNDS):
+            applied, stored = self._conditional_update(write)
+            if applied:
+                return UpdateOutcome.APPLIED
+            plan = merge.replan(stored)
+            if isinstance(plan, UpdateOutcome):
+                return plan
+            write = plan
+        raise TransientError(
+            f"UpdateItem on {merge.table}: the item kept changing under "
+            f"{MAX_MERGE_ROUNDS} conditional writes"
+        )
+
+    def _conditional_update(self, update: ConditionalUpdate) -> tuple[bool, Item | None]:
+        """(True, None) when applied; (False, the stored item or None) when the condition failed."""
+        what = f"UpdateItem on {update.table}"
         for attempt in range(1, self.retry.max_attempts + 1):
             if attempt > 1:
                 self.backoff(attempt - 1)
@@ -180,21 +335,78 @@ class DynamoWriter:
                     ExpressionAttributeValues=update.values,
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-                return UpdateOutcome.APPLIED
+                return True, None
             except ClientError as exc:
-                code = error_code(exc)
-                if code == "ConditionalCheckFailedException":
-                    stored: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                    return _skip_kind(update, stored)
-                self._raise_unless_transient(exc, f"UpdateItem on {update.table}")
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    stored: Item | None = exc.response.get("Item")  # type: ignore[assignment]
+                    return False, stored
+                self._raise_unless_transient(exc, what)
                 last: Exception = exc
             except BotoCoreError as exc:
-                self._raise_unless_transient(exc, f"UpdateItem on {update.table}")
+                self._raise_unless_transient(exc, what)
                 last = exc
         raise TransientError(
-            f"UpdateItem on {update.table} did not land after "
-            f"{self.retry.max_attempts} attempts: {last}"
+            f"{what} did not land after {self.retry.max_attempts} attempts: {last}"
         ) from last
+
+
+# --- sizes -------------------------------------------------------------------------
+
+
+def item_size(item: Item) -> int:
+    """An item's size as DynamoDB counts it against :data:`MAX_ITEM_BYTES`.
+
+    The UTF-8 bytes of every attribute name plus its value's :func:`attribute_size`
+    (Developer Guide, "Item sizes and formats").
+    """
+    return sum(_utf8_size(name) + attribute_size(value) for name, value in item.items())
+
+
+def attribute_size(value: AttributeValue) -> int:
+    """The bytes of one attribute value, its name not counted.
+
+    Strings count their UTF-8 bytes, binary its raw bytes, a number one byte per two
+    significant digits plus one, a boolean or null one byte; a list or map 3 bytes plus,
+    per element, 1 byte and the element (and, in a map, its key's UTF-8 bytes).
+    """
+    for kind, data in value.items():
+        if kind == "S":
+            return _utf8_size(data)
+        if kind == "N":
+            return _number_size(data)
+        if kind == "M":
+            return 3 + sum(_utf8_size(k) + attribute_size(v) + 1 for k, v in data.items())
+        if kind == "L":
+            return 3 + sum(attribute_size(v) + 1 for v in data)
+        if kind == "B":
+            return len(data)
+        if kind in ("BOOL", "NULL"):
+            return 1
+        if kind == "SS":
+            return sum(_utf8_size(s) for s in data)
+        if kind == "NS":
+            return sum(_number_size(n) for n in data)
+        if kind == "BS":
+            return sum(len(b) for b in data)
+        raise ValueError(f"not a DynamoDB attribute value type: {kind!r}")
+    raise ValueError("an attribute value needs a type")
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _number_size(text: str) -> int:
+    mantissa = text.lstrip("+-").partition("e")[0].partition("E")[0]
+    digits = mantissa.replace(".", "").strip("0")
+    return (len(digits) + 1) // 2 + 1
+
+
+# --- requests ----------------------------------------------------------------------
+
+
+def _keys(puts: Sequence[FactPut]) -> set[tuple[str, tuple[str, ...]]]:
+    return {(p.table, p.key) for p in puts}
 
 
 def _request_items(puts: Sequence[FactPut]) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def main() -> None:
         (base64.b64decode(r["kinesis"]["data"]), r["kinesis"]["partitionKey"]) for r in aggregated
     ]
     blobs = [sub.data for data, key in raw for sub in deaggregate(data, key)]
-    decoded = [d.event for r in batch.records for d in r.events]
+    delivered = [d for r in batch.records for d in r.events]
     projections = Projections(TABLES)
     t_decode_batch = median_cpu(ROUNDS, lambda: kernel.decode_batch(aggregated), gc_paused=True)
     t_unpack = median_cpu(
@@ -88,7 +88,9 @@ def main() -> None:
     )
     t_decode = median_cpu(ROUNDS, lambda: [codec.decode(b) for b in blobs], gc_paused=True)
     t_build = median_cpu(
-        ROUNDS, lambda: [projections.write_for(d) for d in decoded], gc_paused=True
+        ROUNDS,
+        lambda: [projections.write_for(d.event, len(d.data)) for d in delivered],
+        gc_paused=True,
     )
 
     rate = N_EVENTS / t_plan

@@ -7,17 +7,19 @@ from typing import Any
 import pytest
 
 from pipelines.adapters.dynamo import (
+    MAX_ITEM_BYTES,
     ConditionalUpdate,
     DynamoWriter,
     FactPut,
     UnprocessedItemsError,
     UpdateOutcome,
     WriteRejectedError,
+    item_size,
 )
 from pipelines.adapters.retry import RetryPolicy
 from pipelines.errors import MisconfigurationError, TransientError
 from tests.contract.conftest import Backend
-from tests.faults import HoldBack, Throttle
+from tests.faults import HoldBack, Reject, Throttle
 
 
 @pytest.fixture
@@ -201,3 +203,100 @@ def test_a_missing_table_is_a_misconfiguration_not_a_retry(
     with pytest.raises(MisconfigurationError, match="ResourceNotFoundException"):
         writer.put_facts([missing])
     assert sleeps == []
+
+
+# --- a rejection is isolated to its item ------------------------------------------------
+
+
+def _too_large(put: FactPut) -> FactPut:
+    item = {**put.item, "blob": {"S": "x" * 450_000}}
+    assert item_size(item) > MAX_ITEM_BYTES
+    return put._replace(item=item)
+
+
+def test_a_put_dynamodb_rejects_is_isolated_and_every_other_put_lands(
+    writer: DynamoWriter, metric: Any, stored_ids: Any
+) -> None:
+    puts = [metric(n) for n in range(60)]
+    puts[30] = _too_large(puts[30])  # in the second of three chunks
+    written = writer.write_facts(puts)
+    assert [put for put, _ in written.rejected] == [puts[30]]
+    rejection = written.rejected[0][1]
+    assert rejection.code == "ValidationException"
+    assert "Item size has exceeded the maximum allowed size" in rejection.reason
+    assert written.unwritten == [] and written.error is None
+    assert len(written.landed) == 59
+    assert stored_ids() == {p.key[0] for p in puts} - {puts[30].key[0]}
+
+
+def test_put_facts_reports_only_the_rejected_puts_as_unwritten(
+    writer: DynamoWriter, metric: Any, stored_ids: Any
+) -> None:
+    puts = [metric(n) for n in range(60)]
+    puts[3], puts[57] = _too_large(puts[3]), _too_large(puts[57])
+    with pytest.raises(WriteRejectedError) as caught:
+        writer.put_facts(puts)
+    assert caught.value.unwritten == [puts[3], puts[57]]
+    assert len(stored_ids()) == 58
+
+
+def test_a_sort_key_over_1024_bytes_is_rejected_alone(
+    writer: DynamoWriter, tables: dict[str, str], dynamodb: Any
+) -> None:
+    def activity(sort_key: str) -> FactPut:
+        item = {"user_id": {"S": "user-1"}, "timestamp": {"S": sort_key}}
+        return FactPut(tables["user_activities"], ("user-1", sort_key), item)
+
+    puts = [activity(f"2026-11-01T00:00:{n:02d}.000Z#e{n}") for n in range(10)]
+    puts.insert(4, activity("2026-11-01T00:00:00.000Z#" + "e" * 1_100))
+    written = writer.write_facts(puts)
+    assert [put for put, _ in written.rejected] == [puts[4]]
+    assert "1024" in written.rejected[0][1].reason
+    stored = dynamodb.query(
+        TableName=tables["user_activities"],
+        KeyConditionExpression="user_id = :u",
+        ExpressionAttributeValues={":u": {"S": "user-1"}},
+    )
+    assert stored["Count"] == 10
+
+
+def test_a_whole_chunk_rejected_for_one_item_is_sent_again_one_put_at_a_time(
+    writer: DynamoWriter, dynamodb: Any, metric: Any, stored_ids: Any
+) -> None:
+    reject = Reject(dynamodb, lambda item: item["value"]["N"] == "7")
+    puts = [metric(n) for n in range(30)]
+    written = writer.write_facts(puts)
+    assert [put for put, _ in written.rejected] == [puts[7]]
+    assert stored_ids() == {p.key[0] for p in puts} - {puts[7].key[0]}
+    # the rejected chunk, then its 25 puts one at a time; the second chunk once
+    assert reject.rejected == 2
+
+
+def test_a_transient_fault_while_isolating_leaves_the_rest_unwritten_not_rejected(
+    writer: DynamoWriter, dynamodb: Any, metric: Any, stored_ids: Any
+) -> None:
+    Reject(dynamodb, lambda item: item["value"]["N"] == "1")
+    HoldBack(dynamodb, lambda item: item["value"]["N"] == "3")
+    puts = [metric(n) for n in range(30)]
+    written = writer.write_facts(puts)
+    assert [put for put, _ in written.rejected] == [puts[1]]
+    assert isinstance(written.error, UnprocessedItemsError)
+    assert written.unwritten == puts[3:]  # the chunk's rest, and the chunk after it
+    assert stored_ids() == {puts[0].key[0], puts[2].key[0]}
+
+
+def test_an_update_dynamodb_rejects_raises_write_rejected(
+    writer: DynamoWriter, version_update: Any, sleeps: list[float]
+) -> None:
+    assert writer.update(version_update(1, "x" * 300_000)) is UpdateOutcome.APPLIED
+    big = version_update(2, "y" * 300_000)
+    big = big._replace(
+        update="SET #0 = :0, #1 = :1, #v = :v",
+        names={**big.names, "#1": "phone"},
+        values={**big.values, ":1": {"S": "z" * 200_000}},
+    )
+    with pytest.raises(WriteRejectedError) as caught:
+        writer.update(big)
+    assert caught.value.code == "ValidationException"
+    assert "size" in caught.value.reason
+    assert sleeps == []  # not retried

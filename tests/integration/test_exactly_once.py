@@ -53,7 +53,7 @@ HANDLERS = {
     "crash_midway": f"{WRAPPERS}.crash_midway",
     "throttled": f"{WRAPPERS}.throttled",
 }
-STATE_EVENT_TYPES = ("UserRegistered", "UserProfileUpdated", "ImageLabeled")
+STATE_EVENT_TYPES = ("UserRegistered", "UserProfileUpdated", "ImageLabeled", "TransactionRecorded")
 KINDS = tuple(f.name for f in fields(TableNames))
 FAST_RETRIES = {
     "WRITE_MAX_ATTEMPTS": "3",

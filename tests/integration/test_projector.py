@@ -169,3 +169,96 @@ def test_a_record_that_is_not_base64_is_quarantined(
     record["kinesis"]["data"] = "not base64!"
     assert _invoke(kinesis_event([record]), context) == {"batchItemFailures": []}
     assert len(s3.list_objects_v2(Bucket=stores.buckets["quarantine"])["Contents"]) == 2
+
+
+# --- one bad event loses no good one ------------------------------------------------------
+
+
+def _activity(user: str, **body: Any) -> dict[str, Any]:
+    return new_event(
+        "UserActivityRecorded", {"user_id": user, "activity_type": "login", **body}, producer="t"
+    )
+
+
+def _requests_holding(client: Any, event_id: str) -> list[str]:
+    """Records every write request to ``client`` that holds an item of ``event_id``."""
+    seen: list[str] = []
+
+    def inspect(params: dict[str, Any], event_name: str, **_: Any) -> None:
+        if event_id in json.dumps(params, default=str):
+            seen.append(event_name.rsplit(".", 1)[-1])
+
+    for operation in ("BatchWriteItem", "PutItem", "UpdateItem"):
+        client.meta.events.register(f"before-parameter-build.dynamodb.{operation}", inspect)
+    return seen
+
+
+def _emf(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    metrics: dict[str, Any] = lines[-1]
+    return metrics
+
+
+def test_an_activity_over_400_kb_is_quarantined_and_the_100_good_ones_around_it_land(
+    stores: Isolated, context: Any, dynamodb: Any, s3: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = [_activity(f"user-{n:03d}") for n in range(100)]
+    big = _activity("user-big", details={"notes": "x" * 450_000})
+    events = [*good[:40], big, *good[40:]]  # 40 good ones before it, 60 after
+    sent = _requests_holding(_handler_dynamodb_client(), big["metadata"]["event_id"])
+    records = plain_records(events)
+
+    assert _invoke(kinesis_event(records), context) == {"batchItemFailures": []}
+
+    stored = {
+        i["event_id"]["S"] for i in table_contents(dynamodb, stores.tables)["user_activities"]
+    }
+    assert stored == {e["metadata"]["event_id"] for e in good}
+    assert sent == []  # refused while planning: never sent to DynamoDB
+    quarantine = stores.buckets["quarantine"]
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=quarantine)["Contents"])
+    seq = records[40]["kinesis"]["sequenceNumber"]
+    prefix = f"projector/shardId-000000000006/{seq}-0"
+    assert keys == [f"{prefix}.avro", f"{prefix}.json"]
+    raw = s3.get_object(Bucket=quarantine, Key=f"{prefix}.avro")["Body"].read()
+    assert raw == encode_event(big)
+    report = json.loads(s3.get_object(Bucket=quarantine, Key=f"{prefix}.json")["Body"].read())
+    assert report["code"] == "invalid_event"
+    assert "over DynamoDB's 400 KB item size limit" in report["reason"]
+    assert "its largest attribute is details" in report["reason"]
+    emf = _emf(capsys)
+    assert emf["EventsQuarantined"] in (1, [1])
+    assert emf["EventsProjected"] in (100, [100])
+    assert emf["RecordsFailed"] in (0, [0])
+
+
+def test_an_event_id_of_1100_characters_is_quarantined_not_retried(
+    stores: Isolated, context: Any, dynamodb: Any, s3: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long_id = new_event(
+        "UserActivityRecorded",
+        {"user_id": "user-1", "activity_type": "login"},
+        producer="t",
+        event_id="e" * 1_100,
+    )
+    good = [_activity("user-1"), _activity("user-2")]
+    sent = _requests_holding(_handler_dynamodb_client(), "e" * 1_100)
+    records = plain_records([good[0], long_id, good[1]])
+
+    for _ in range(2):  # delivered again, it is quarantined again, over its own objects
+        assert _invoke(kinesis_event(records), context) == {"batchItemFailures": []}
+        assert _emf(capsys)["EventsQuarantined"] in (1, [1])
+
+    assert sent == []
+    stored = {
+        i["event_id"]["S"] for i in table_contents(dynamodb, stores.tables)["user_activities"]
+    }
+    assert stored == {e["metadata"]["event_id"] for e in good}
+    quarantine = stores.buckets["quarantine"]
+    objects = s3.list_objects_v2(Bucket=quarantine)["Contents"]
+    assert len(objects) == 2
+    seq = records[1]["kinesis"]["sequenceNumber"]
+    key = f"projector/shardId-000000000006/{seq}-0.json"
+    report = json.loads(s3.get_object(Bucket=quarantine, Key=key)["Body"].read())
+    # refused by the contract on decoding, or else by DynamoDB's 1,024-byte sort key limit
+    assert "event_id" in report["reason"]

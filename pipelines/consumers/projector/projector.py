@@ -4,12 +4,23 @@ The batch kernel (:mod:`pipelines.consumers.batch`) has decoded the batch, quara
 poison and set its duplicates aside. The projector then:
 
 1. **plans** (pure, no I/O): every event becomes its write (:mod:`.projections`); an event
-   its projection cannot express is set aside to be quarantined;
+   its projection cannot express, or whose item DynamoDB could never take (over 400 KB, a
+   key over its byte limit), is set aside to be quarantined before anything is written;
 2. **applies**, in *waves*: consecutive records whose ordering keys do not overlap are
    written together - state updates first (items in parallel, each item's in order), then
-   every fact of the wave through ``BatchWriteItem`` 25 at a time. A record whose writes
-   did not land (after the adapter's retries) fails, and the kernel keeps every later
-   record of its keys from being applied.
+   every fact of the wave through ``BatchWriteItem`` 25 at a time.
+
+What DynamoDB does with each write decides its record's fate, one event at a time:
+
+* landed, or skipped as stale or duplicate: counted;
+* **rejected** (a ``ValidationException``: the merged item grew past 400 KB, say): the
+  event is poison. It is quarantined with DynamoDB's message as the reason, and nothing
+  else is held up: a rejected put does not take its ``BatchWriteItem`` chunk with it (the
+  adapter isolates it), a rejected update does not stop the later updates of its item;
+* **not landed** after the adapter's retries (throttling, unprocessed items): its record
+  fails, and the kernel keeps every later record of its keys from being applied; later
+  updates of the same item in the batch fail with it;
+* a **misconfiguration** (a missing table, access denied) fails the invocation.
 
 Every write is idempotent (facts by event id, state by version), so Lambda's re-delivery
 from the lowest failed record repairs it without duplicating anything.
@@ -23,14 +34,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipelines.adapters.dynamo import (
-    DynamoWriter,
-    UnprocessedItemsError,
-    UpdateOutcome,
-    WriteRejectedError,
-)
+from pipelines.adapters.dynamo import DynamoWriter, UpdateOutcome, WriteRejectedError
 from pipelines.adapters.quarantine import Quarantine
-from pipelines.consumers.batch import Batch, BatchRecord, KinesisBatchKernel
+from pipelines.consumers.batch import Batch, BatchRecord, KeyOrderError, KinesisBatchKernel
 from pipelines.consumers.config import ProjectorSettings
 from pipelines.consumers.metrics import (
     EVENT_TYPE,
@@ -39,7 +45,12 @@ from pipelines.consumers.metrics import (
     EVENTS_SKIPPED_STALE,
     MetricsSink,
 )
-from pipelines.consumers.projector.projections import ConditionalUpdate, FactPut, Projections
+from pipelines.consumers.projector.projections import (
+    FactPut,
+    FieldMerge,
+    Projections,
+    StateWrite,
+)
 from pipelines.errors import InvalidEventError, MisconfigurationError
 from pipelines.stream.records import Delivered
 
@@ -49,8 +60,9 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-# (event id, event type, write) of one conditional update.
-Update = tuple[str, str, ConditionalUpdate]
+# One state write of a record's event, and what became of it.
+Update = tuple[BatchRecord, Delivered, StateWrite]
+UpdateResult = tuple[BatchRecord, Delivered, StateWrite, UpdateOutcome | BaseException]
 
 
 @dataclass(slots=True)
@@ -59,8 +71,8 @@ class RecordWrites:
 
     record: BatchRecord
     facts: list[FactPut] = field(default_factory=list)
-    fact_types: list[str] = field(default_factory=list)  # the event type of each fact
-    updates: list[Update] = field(default_factory=list)
+    fact_events: list[Delivered] = field(default_factory=list)  # the event of each fact
+    updates: list[tuple[Delivered, StateWrite]] = field(default_factory=list)
     invalid: list[tuple[Delivered, InvalidEventError]] = field(default_factory=list)
 
 
@@ -108,11 +120,10 @@ class Projector:
         if record.error is not None:
             return plan
         write_for = self.projections.write_for
-        facts, fact_types, updates = plan.facts, plan.fact_types, plan.updates
+        facts, fact_events, updates = plan.facts, plan.fact_events, plan.updates
         for delivered in record.events:
-            event = delivered.event
             try:
-                write = write_for(event)
+                write = write_for(delivered.event, len(delivered.data))
             except InvalidEventError as exc:
                 plan.invalid.append((delivered, exc))
                 continue
@@ -121,9 +132,9 @@ class Projector:
                 return plan
             if type(write) is FactPut:
                 facts.append(write)
-                fact_types.append(event.event_type)
+                fact_events.append(delivered)
             else:
-                updates.append((event.record["metadata"]["event_id"], event.event_type, write))  # type: ignore[arg-type]
+                updates.append((delivered, write))  # type: ignore[arg-type]
         return plan
 
     # --- phase 2: apply ---------------------------------------------------------------
@@ -134,50 +145,68 @@ class Projector:
                 if not batch.quarantine(plan.record, delivered, error):
                     break
         self._update_all(batch, [p for p in wave if p.record.error is None])
-        owners: dict[tuple[str, tuple[str, ...]], list[BatchRecord]] = {}
-        type_of: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._put_all(batch, [p for p in wave if p.record.error is None])
+
+    def _put_all(self, batch: Batch, plans: list[RecordWrites]) -> None:
+        """Put the plans' facts; a rejected put is quarantined, an unlanded one fails."""
+        owners: dict[tuple[str, tuple[str, ...]], list[tuple[BatchRecord, Delivered]]] = {}
         puts: list[FactPut] = []
-        for plan in wave:
-            if plan.record.error is not None:
-                continue
-            for put, event_type in zip(plan.facts, plan.fact_types, strict=True):
-                owners.setdefault((put.table, put.key), []).append(plan.record)
-                type_of.setdefault((put.table, put.key), event_type)
+        for plan in plans:
+            for put, delivered in zip(plan.facts, plan.fact_events, strict=True):
+                owners.setdefault((put.table, put.key), []).append((plan.record, delivered))
                 puts.append(put)
         if not puts:
             return
-        landed: Counter[str] = Counter()
         try:
-            self.writer.put_facts(puts)
-            landed.update(type_of.values())
-        except (UnprocessedItemsError, WriteRejectedError) as exc:
-            unwritten = {(p.table, p.key) for p in exc.unwritten}
-            landed.update(t for k, t in type_of.items() if k not in unwritten)
-            for table_key in unwritten:
-                for record in owners[table_key]:
-                    batch.fail(record, exc)
+            written = self.writer.write_facts(puts)
         except MisconfigurationError:
             raise
         except Exception as exc:  # unknown fate: fail every record of the wave with facts
-            for records in owners.values():
-                for record in records:
+            for owned in owners.values():
+                for record, _ in owned:
                     batch.fail(record, exc)
+            return
+        landed: Counter[str] = Counter()
+        for put in written.landed:
+            landed[owners[(put.table, put.key)][0][1].event.event_type] += 1
+        for put, rejection in written.rejected:
+            for record, delivered in owners[(put.table, put.key)]:
+                self._quarantine_rejected(batch, record, delivered, put.table, rejection)
+        for put in written.unwritten:
+            for record, _ in owners[(put.table, put.key)]:
+                batch.fail(record, written.error or RuntimeError("put did not land"))
         for event_type, n in landed.items():
             batch.counts.add(EVENTS_PROJECTED, n, dimension=EVENT_TYPE, of=event_type)
+
+    def _quarantine_rejected(
+        self,
+        batch: Batch,
+        record: BatchRecord,
+        delivered: Delivered,
+        table: str,
+        rejection: WriteRejectedError,
+    ) -> None:
+        """An event whose write DynamoDB refused is poison: quarantined with DynamoDB's reason."""
+        reason = (
+            f"{delivered.event.event_type}: DynamoDB rejected the write to {table} "
+            f"({rejection.code}): {rejection.reason}"
+        )
+        batch.quarantine(record, delivered, InvalidEventError(reason, b""))
 
     def _update_all(self, batch: Batch, plans: list[RecordWrites]) -> None:
         """Apply the plans' conditional updates, items in parallel, each item's in order.
 
-        Updates of one item (table and key) run one after another in batch order, and stop
-        at the first that fails; different items are independent and run concurrently,
-        since each update is a round trip to DynamoDB. A failure fails its record.
+        Updates of one item (table and key) run one after another in batch order;
+        different items are independent and run concurrently, since each update is a
+        round trip to DynamoDB. A rejected update is quarantined and the item's next
+        update goes on; an update that did not land fails its record, and every later
+        update of the item fails too (it must not overtake it).
         """
-        groups: dict[tuple[str, str], list[tuple[BatchRecord, Update]]] = {}
+        groups: dict[tuple[str, str], list[Update]] = {}
         for plan in plans:
-            for update in plan.updates:
-                write = update[2]
+            for delivered, write in plan.updates:
                 item = (write.table, repr(sorted(write.key.items())))
-                groups.setdefault(item, []).append((plan.record, update))
+                groups.setdefault(item, []).append((plan.record, delivered, write))
         if not groups:
             return
         if len(groups) == 1 or self.write_concurrency == 1:
@@ -188,9 +217,13 @@ class Projector:
             outcomes = list(self._pool.map(self._update_item, groups.values()))
         counts = batch.counts
         for results in outcomes:
-            for record, (event_id, event_type, write), outcome in results:
+            for record, delivered, write, outcome in results:
+                event_type = delivered.event.event_type
                 if isinstance(outcome, MisconfigurationError):
                     raise outcome
+                if isinstance(outcome, WriteRejectedError):
+                    self._quarantine_rejected(batch, record, delivered, write.table, outcome)
+                    continue
                 if isinstance(outcome, BaseException):
                     batch.fail(record, outcome)
                     continue
@@ -205,20 +238,30 @@ class Projector:
                 counts.add(name, dimension=EVENT_TYPE, of=event_type)
                 self.logger.debug(
                     f"event skipped as {outcome.value}",
-                    extra={"correlation_id": event_id, "table": write.table},
+                    extra={"correlation_id": delivered.event.event_id, "table": write.table},
                 )
 
-    def _update_item(
-        self, group: list[tuple[BatchRecord, Update]]
-    ) -> list[tuple[BatchRecord, Update, UpdateOutcome | BaseException]]:
-        results: list[tuple[BatchRecord, Update, UpdateOutcome | BaseException]] = []
-        for record, update in group:
-            try:
-                outcome: UpdateOutcome | BaseException = self.writer.update(update[2])
-            except Exception as exc:  # fails its record; later updates of the item wait
-                results.append((record, update, exc))
-                break
-            results.append((record, update, outcome))
+    def _update_item(self, group: list[Update]) -> list[UpdateResult]:
+        results: list[UpdateResult] = []
+        failed: BaseException | None = None
+        for record, delivered, write in group:
+            outcome: UpdateOutcome | BaseException
+            if failed is not None:
+                outcome = KeyOrderError(
+                    f"{delivered.event.event_type} {delivered.event.event_id} not applied: "
+                    f"an earlier update of its {write.table} item failed ({failed})"
+                )
+            else:
+                try:
+                    if isinstance(write, FieldMerge):
+                        outcome = self.writer.merge(write)
+                    else:
+                        outcome = self.writer.update(write)
+                except WriteRejectedError as exc:  # poison: the item's next update goes on
+                    outcome = exc
+                except Exception as exc:  # fails its record and the item's later updates
+                    outcome = failed = exc
+            results.append((record, delivered, write, outcome))
         return results
 
 
