@@ -16,13 +16,19 @@ after SNS accepted the message and before step 3 landed. Publishing at most once
 (marking before sending) would instead lose the alert in the same crash, and an
 alert that never arrives is worse than a duplicate (the message carries ``alert_id``
 so a subscriber can drop the rare repeat).
+
+Every message is strict JSON (:func:`json_safe`: no ``NaN`` or ``Infinity`` token, decimals
+and times as text), whatever the alert's details hold.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +36,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.adapters.errors import error_code, translate
 from pipelines.consumers.alerts.rules import Alert
-from pipelines.contract.timestamps import iso_from_epoch_millis
+from pipelines.contract.timestamps import iso_from_epoch_millis, iso_millis
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sns import SNSClient
+
+
+DETAIL_CHARS_MAX = 1024  # a longer text detail (a currency, a source) is cut
 
 
 class PublishOutcome(Enum):
@@ -43,9 +52,39 @@ class PublishOutcome(Enum):
     DUPLICATE = "duplicate"  # recorded and published earlier: nothing sent
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with everything strict JSON cannot spell turned into what it can.
+
+    Non-finite floats become their text (``"nan"``, ``"inf"``), decimals their exact
+    text, times ISO text, sets sorted lists, unknown objects ``str``; mapping keys text.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso_millis(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((json_safe(v) for v in value), key=repr)
+    return str(value)
+
+
+def message_json(message: Mapping[str, Any]) -> str:
+    """Strict JSON text of a message (never a ``NaN`` or ``Infinity`` token)."""
+    return json.dumps(json_safe(message), allow_nan=False)
+
+
 def alert_message(alert: Alert) -> dict[str, Any]:
-    """The JSON body of an alert's SNS message."""
-    return {
+    """The body of an alert's SNS message, JSON-safe."""
+    message: dict[str, Any] = {
         "alert_id": alert.alert_id,
         "alert_type": alert.alert_type,
         "rule": alert.rule,
@@ -53,8 +92,13 @@ def alert_message(alert: Alert) -> dict[str, Any]:
         "event_id": alert.event_id,
         "subject": alert.subject,
         "occurred_at": iso_from_epoch_millis(alert.occurred_at_ms),
-        **alert.details,
     }
+    for name, value in alert.details.items():
+        if isinstance(value, str) and len(value) > DETAIL_CHARS_MAX:  # a message stays small
+            value = value[:DETAIL_CHARS_MAX] + "..."
+        message.setdefault(str(name), value)  # details never overwrite the alert's own
+    safe: dict[str, Any] = json_safe(message)
+    return safe
 
 
 def message_attributes(alert: Alert) -> dict[str, Any]:
@@ -99,7 +143,7 @@ class AlertPublisher:
         try:
             response = self.sns.publish(
                 TopicArn=topic,
-                Message=json.dumps(message, default=str),
+                Message=message_json(message),
                 Subject=f"{alert.severity.upper()} {alert.rule} alert"[:100],
                 MessageAttributes=message_attributes(alert),
             )
@@ -128,7 +172,7 @@ class AlertPublisher:
             "event_id": {"S": alert.event_id},
             "subject": {"S": alert.subject},
             "occurred_at": {"S": iso_from_epoch_millis(alert.occurred_at_ms)},
-            "message": {"S": json.dumps(message, default=str)},
+            "message": {"S": message_json(message)},
             "published": {"BOOL": False},
             "recorded_at": {"N": str(now)},
             self.ttl_attribute: {"N": str(now + self.ttl_seconds)},
