@@ -1,34 +1,45 @@
 """The state the alert rules need, in DynamoDB: baselines and recent transactions.
 
 * ``metric_baselines`` (``source`` + ``metric_name``): the last
-  :data:`~pipelines.consumers.alerts.rules.BASELINE_WINDOW` samples of a series as JSON
-  ``[[epoch ms, event id, value], ...]`` (``samples``), with their ``mean``,
-  ``stddev``, ``sample_count``, the last applied sample (``last_event_id``,
-  ``last_occurred_at``) and a ``revision``. Saving merges by event id under a
-  condition on the revision read, so a re-delivered sample never moves the baseline
-  twice and a concurrent writer is merged with, not overwritten.
+  :data:`~pipelines.consumers.alerts.rules.BASELINE_RETAINED` samples of a series as JSON
+  ``[[epoch ms, event id, value], ...]`` (``samples``), the newest sample let go
+  (``horizon``, JSON ``[epoch ms, event id]``, absent while none was), their ``mean``,
+  ``stddev`` (left out when DynamoDB cannot hold the number), ``sample_count``, the last
+  sample (``last_event_id``, ``last_occurred_at``) and a ``revision``. Saving merges by
+  event id under a condition on the revision read, so a re-delivered sample never moves
+  the baseline twice and a concurrent writer is merged with, not overwritten.
 * ``recent_transactions`` (``user_id`` + ``timestamp`` = ``<ISO time>#<event id>``):
   one item per transaction, written with a deterministic key (a re-delivery
   rewrites the same item), expiring after a day. A user's window is a ``Query``
   on event time, so late or re-delivered events count where they happened.
 
 botocore errors are translated by :func:`pipelines.adapters.errors.translate`: transient
-faults retry, a missing table or denied access fails loudly.
+faults retry, a missing table or denied access fails loudly, and a baseline DynamoDB
+rejects for what it holds is :class:`~pipelines.adapters.dynamo.WriteRejectedError`.
+:func:`sample_problem` says beforehand what DynamoDB would reject.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.adapters.dynamo import DynamoWriter, FactPut
-from pipelines.adapters.errors import error_code, translate
-from pipelines.consumers.alerts.rules import Baseline, MetricSample, Transaction, TxEntry
+from pipelines.adapters.dynamo import DynamoWriter, FactPut, WriteRejectedError
+from pipelines.adapters.errors import Failure, classify, error_code, translate
+from pipelines.consumers.alerts.rules import (
+    Baseline,
+    BaselineSample,
+    MetricSample,
+    Transaction,
+    TxEntry,
+)
 from pipelines.contract.timestamps import iso_from_epoch_millis
 from pipelines.errors import TransientError
 
@@ -39,6 +50,14 @@ Series = tuple[str, str]  # (source, metric name)
 _BATCH_GET_MAX = 100
 _SAVE_ATTEMPTS = 5
 
+# What DynamoDB holds (its documented limits), for telling a bad value before writing it.
+HASH_KEY_MAX_BYTES = 2048
+RANGE_KEY_MAX_BYTES = 1024
+EVENT_ID_MAX_BYTES = 900  # inside sort keys (with time and rule) and alert ids
+_NUMBER_DIGITS_MAX = 38
+_NUMBER_MAGNITUDE = (Decimal("1E-130"), Decimal("1E+126"))  # smallest held, first too big
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last time ISO text sorts
+
 
 class StoredBaseline:
     """A baseline as read, with the revision a save is conditional on (0: no item)."""
@@ -48,6 +67,68 @@ class StoredBaseline:
     def __init__(self, baseline: Baseline, revision: int) -> None:
         self.baseline = baseline
         self.revision = revision
+
+
+# --- what DynamoDB would reject -----------------------------------------------------------
+
+
+def _utf8(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _key_problem(field: str, value: Any, max_bytes: int) -> str | None:
+    if not isinstance(value, str) or not value:
+        return f"{field} is empty: a DynamoDB key cannot be"
+    if _utf8(value) > max_bytes:
+        return f"{field} is {_utf8(value)} bytes: a DynamoDB key holds at most {max_bytes}"
+    return None
+
+
+def _common_problem(event_id: Any, occurred_at_ms: Any) -> str | None:
+    if not isinstance(event_id, str) or not event_id:
+        return "metadata.event_id is empty"
+    if _utf8(event_id) > EVENT_ID_MAX_BYTES:
+        return f"metadata.event_id is over {EVENT_ID_MAX_BYTES} bytes: it is part of keys"
+    if not isinstance(occurred_at_ms, int) or not 0 <= occurred_at_ms <= _LAST_MS:
+        return "metadata.occurred_at is outside the years 1970-9999 that keys can sort"
+    return None
+
+
+def sample_problem(sample: MetricSample) -> str | None:
+    """Why ``sample`` cannot be kept in a baseline, naming the field; ``None`` if it can."""
+    value = sample.value
+    if isinstance(value, bool) or not isinstance(value, float | int):
+        return "value is not a number"
+    if not math.isfinite(value):
+        return f"value is {value!r}, not a finite number"
+    return (
+        _common_problem(sample.event_id, sample.occurred_at_ms)
+        or _key_problem("source", sample.source, HASH_KEY_MAX_BYTES)
+        or _key_problem("metric_name", sample.metric_name, RANGE_KEY_MAX_BYTES)
+    )
+
+
+def _number_fits(value: Decimal) -> bool:
+    digits = "".join(map(str, value.as_tuple().digits)).strip("0")  # significant digits
+    low, high = _NUMBER_MAGNITUDE
+    return len(digits) <= _NUMBER_DIGITS_MAX and low <= abs(value) < high
+
+
+def _number(value: float) -> str | None:
+    """``value`` as a DynamoDB number, or ``None`` when DynamoDB cannot hold it."""
+    if not math.isfinite(value):
+        return None
+    if value == 0:
+        return "0"
+    text = repr(value)
+    return text if _number_fits(Decimal(text)) else None
+
+
+def _rejected_or_translated(exc: ClientError | BotoCoreError, what: str) -> Exception:
+    if classify(exc) is Failure.REJECTED:
+        code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        return WriteRejectedError(f"{what} rejected ({code}): {exc}", code)
+    return translate(exc, what)
 
 
 class BaselineStore:
@@ -80,18 +161,25 @@ class BaselineStore:
                 raise TransientError(f"BatchGetItem on {self.table}: keys left unprocessed")
         return found
 
-    def save(self, series: Series, stored: StoredBaseline, samples: Sequence[MetricSample]) -> None:
-        """Merge ``samples`` into the baseline and write it, conditional on its revision."""
+    def save(
+        self, series: Series, stored: StoredBaseline, samples: Sequence[MetricSample]
+    ) -> StoredBaseline:
+        """Merge ``samples`` into the baseline and write it, conditional on its revision.
+
+        Returns what is stored now. Raises :class:`WriteRejectedError` when DynamoDB
+        refuses the item for what it holds.
+        """
         for _ in range(_SAVE_ATTEMPTS):
             merged = stored.baseline.merged(samples)
             if merged is stored.baseline:
-                return  # every sample already applied
+                return stored  # every sample already applied
             try:
                 self.client.put_item(**self._put(series, merged, stored.revision))
-                return
+                return StoredBaseline(merged, stored.revision + 1)
             except ClientError as exc:
                 if error_code(exc) != "ConditionalCheckFailedException":
-                    raise translate(exc, f"PutItem on {self.table} failed") from exc
+                    what = f"PutItem of baseline {series} on {self.table}"
+                    raise _rejected_or_translated(exc, what) from exc
             except BotoCoreError as exc:
                 raise translate(exc, f"PutItem on {self.table} failed") from exc
             stored = self.load([series])[series]  # someone else wrote: merge with theirs
@@ -99,16 +187,20 @@ class BaselineStore:
 
     def _put(self, series: Series, baseline: Baseline, revision: int) -> dict[str, Any]:
         last_ms, last_id, _ = baseline.samples[-1]
-        item = {
+        item: dict[str, Any] = {
             **_key(series),
-            "samples": {"S": json.dumps([list(s) for s in baseline.samples])},
+            "samples": {"S": json.dumps([list(s) for s in baseline.samples], allow_nan=False)},
             "sample_count": {"N": str(len(baseline.samples))},
-            "mean": {"N": repr(baseline.mean)},
-            "stddev": {"N": repr(baseline.stddev)},
             "last_event_id": {"S": last_id},
             "last_occurred_at": {"S": iso_from_epoch_millis(last_ms)},
             "revision": {"N": str(revision + 1)},
         }
+        for name, value in (("mean", baseline.mean), ("stddev", baseline.stddev)):
+            number = _number(value)
+            if number is not None:  # informational: the samples are what is read back
+                item[name] = {"N": number}
+        if baseline.horizon is not None:
+            item["horizon"] = {"S": json.dumps(list(baseline.horizon))}
         if revision == 0:
             condition = "attribute_not_exists(#source)"
             names = {"#source": "source"}
@@ -200,8 +292,17 @@ def _key(series: Series) -> dict[str, Any]:
 
 def _stored(item: dict[str, Any]) -> StoredBaseline:
     raw = json.loads(item.get("samples", {}).get("S", "[]"))
-    samples = tuple((int(ms), str(eid), float(v)) for ms, eid, v in raw)
-    return StoredBaseline(Baseline(samples), int(item.get("revision", {}).get("N", "0")))
+    samples: list[BaselineSample] = []
+    for ms, eid, value in raw:
+        if isinstance(value, int | float) and math.isfinite(value):  # never keep a NaN
+            samples.append((int(ms), str(eid), float(value)))
+    horizon_raw = item.get("horizon", {}).get("S")
+    horizon = None
+    if horizon_raw:
+        ms, eid = json.loads(horizon_raw)
+        horizon = (int(ms), str(eid))
+    revision = int(item.get("revision", {}).get("N", "0"))
+    return StoredBaseline(Baseline(tuple(sorted(samples)), horizon), revision)
 
 
 def _epoch_ms(iso: str) -> int:

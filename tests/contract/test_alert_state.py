@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from pipelines.adapters.alert_state import BaselineStore, RecentTransactions
-from pipelines.adapters.dynamo import DynamoWriter
+from pipelines.adapters.dynamo import DynamoWriter, WriteRejectedError
 from pipelines.consumers.alerts.rules import MetricSample, Transaction
 from pipelines.errors import MisconfigurationError
 from tests.contract.conftest import Backend
@@ -80,6 +80,27 @@ def test_a_users_window_is_read_by_event_time_whatever_order_it_was_written_in(
         (60_000, "e-0", False),
     ]
     assert recent.history("user-1", T0 + 1, T0 + 29_999) == []
+
+
+def test_a_baseline_dynamodb_cannot_hold_is_rejected_not_retried(
+    backend: Backend, stores: Isolated
+) -> None:
+    baselines = BaselineStore(backend.client("dynamodb"), stores.tables["metric_baselines"])
+    series = ("db-01", "m" * 1100)  # over the sort key's 1,024 bytes
+    sample = MetricSample("e-1", *series, 1.0, T0)
+    with pytest.raises(WriteRejectedError) as rejected:
+        baselines.save(series, baselines.load([series])[series], [sample])
+    assert rejected.value.code == "ValidationException"
+
+
+def test_a_baseline_of_numbers_beyond_dynamodb_is_still_saved(
+    backend: Backend, stores: Isolated
+) -> None:
+    baselines = BaselineStore(backend.client("dynamodb"), stores.tables["metric_baselines"])
+    giant = [MetricSample(f"e-{i}", *SERIES, v, T0 + i) for i, v in enumerate([1e300, 1e-300, 5.0])]
+    baselines.save(SERIES, baselines.load([SERIES])[SERIES], giant)
+    stored = baselines.load([SERIES])[SERIES]
+    assert [s[2] for s in stored.baseline.samples] == [1e300, 1e-300, 5.0]
 
 
 def test_a_missing_table_is_a_misconfiguration(backend: Backend, stores: Isolated) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 
 import pytest
 
 from pipelines.consumers.alerts.rules import (
+    BASELINE_RETAINED,
     BASELINE_WARMUP,
-    BASELINE_WINDOW,
     CRITICAL,
     FRAUD_ALERT,
     FRAUD_CARD_TESTING,
@@ -28,6 +29,7 @@ from pipelines.consumers.alerts.rules import (
     anomaly_severity,
     fraud_rules_by_event,
     is_spike,
+    mean_and_stddev,
     metric_alerts,
     transaction_alerts,
 )
@@ -92,13 +94,47 @@ def test_a_spike_must_clear_both_the_factor_and_the_sigmas() -> None:
     assert is_spike(noisy, 35.001)
 
 
-def test_the_baseline_keeps_the_latest_window_and_ignores_repeated_samples() -> None:
-    baseline = Baseline().merged(sample("cpu_usage", float(i), i) for i in range(30))
-    assert len(baseline.samples) == BASELINE_WINDOW
+def test_the_baseline_keeps_the_latest_samples_and_ignores_repeated_ones() -> None:
+    baseline = Baseline().merged(sample("cpu_usage", float(i), i) for i in range(50))
+    assert len(baseline.samples) == BASELINE_RETAINED
     assert baseline.samples[0][2] == 10.0
-    again = baseline.merged([sample("cpu_usage", 29.0, 29)])
-    assert again is baseline
-    assert baseline.values_before((T0 + 12 * 60_000, "m-0012")) == [10.0, 11.0]
+    assert baseline.horizon == (T0 + 9 * 60_000, "m-0009")
+    assert baseline.merged([sample("cpu_usage", 49.0, 49)]) is baseline
+    assert baseline.merged([sample("cpu_usage", 3.0, 3)]) is baseline  # let go already
+    assert baseline.values_before((T0 + 45 * 60_000, "m-0045")) == [float(i) for i in range(25, 45)]
+
+
+def test_a_spike_is_judged_against_the_window_before_it_by_event_time() -> None:
+    quiet = [sample("response_time", 10.0, n) for n in range(0, 40, 2)]  # even minutes
+    spike = sample("response_time", 60.0, 39)
+    later = [sample("response_time", 10.0, n) for n in range(41, 45)]
+    in_order = Baseline().merged(quiet)
+    arrived_after = in_order.merged(later)  # the spike arrives after later samples
+    assert in_order.values_before(spike.order) == arrived_after.values_before(spike.order)
+    (alert,) = metric_alerts(spike, arrived_after.values_before(spike.order))
+    assert alert.rule == METRIC_SPIKE
+    with_spike = arrived_after.merged([spike])
+    assert with_spike.values_before(later[0].order) == [*[10.0] * 19, 60.0]
+    assert with_spike.values_before(later[-1].order)[-4:] == [60.0, 10.0, 10.0, 10.0]
+
+
+def test_a_sample_older_than_every_kept_one_has_no_baseline_and_moves_nothing() -> None:
+    baseline = Baseline().merged(sample("cpu_usage", 10.0, n) for n in range(100, 150))
+    ancient = sample("cpu_usage", 80.0, 5)
+    assert baseline.values_before(ancient.order) is None
+    assert metric_alerts(ancient, None) == []  # no spike judged on a partial window
+    assert baseline.merged([ancient]) is baseline
+
+
+def test_a_baseline_of_huge_values_stays_finite_and_never_raises() -> None:
+    huge = [1e308, -1e308, 1.5e308] * 7
+    mean, stddev = mean_and_stddev(huge)
+    assert math.isfinite(mean) and math.isfinite(stddev)
+    assert not is_spike(huge, 1.7e308)
+    assert is_spike([1e200] * 12, 1e203)
+    baseline = Baseline().merged(sample("cpu_usage", v, n) for n, v in enumerate(huge))
+    assert math.isfinite(baseline.mean) and math.isfinite(baseline.stddev)
+    assert Baseline().merged([sample("cpu_usage", math.nan)]) == Baseline()
 
 
 def test_a_spike_below_the_threshold_is_a_metric_spike() -> None:

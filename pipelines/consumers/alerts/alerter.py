@@ -4,7 +4,8 @@ The batch kernel (:mod:`pipelines.consumers.batch`) has decoded the batch, quara
 poison and set its duplicates aside. The alerter then goes through:
 
 1. **plan** (pure, :mod:`.planning`): the metric samples and transactions the rules read;
-   replayed events (``metadata.replay_id`` set) raise nothing and touch no state.
+   replayed events (``metadata.replay_id`` set) raise nothing and touch no state, and an
+   event whose values the state cannot hold is quarantined.
 2. **state**: write the batch's transactions to ``recent_transactions`` (idempotent
    puts), then read every user's window (one ``Query`` per user, concurrently) and
    every series' baseline (``BatchGetItem``).
@@ -12,7 +13,9 @@ poison and set its duplicates aside. The alerter then goes through:
 4. **publish**, record by record in batch order: :class:`AlertPublisher` (once per
    event and rule).
 5. **save baselines**, merged by event id with the samples of the records that
-   succeeded.
+   succeeded. A baseline DynamoDB rejects for what a sample holds (a
+   ``ValidationException``) quarantines that sample's event, found by saving the series'
+   samples one at a time; the others are saved and the batch moves on.
 
 A record that fails fails every later record sharing one of its keys, which is then not
 published (the kernel's per-key order). Every step is idempotent, so Lambda's re-delivery
@@ -27,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pipelines.adapters.alert_publisher import AlertPublisher, PublishOutcome
-from pipelines.adapters.alert_state import BaselineStore, RecentTransactions, Series
+from pipelines.adapters.alert_state import BaselineStore, RecentTransactions, Series, StoredBaseline
 from pipelines.adapters.dynamo import DynamoWriter, UnprocessedItemsError, WriteRejectedError
 from pipelines.adapters.quarantine import Quarantine
 from pipelines.consumers.alerts.planning import AlertPlan, BatchState, evaluate, plan_batch
@@ -48,7 +51,7 @@ from pipelines.consumers.metrics import (
     RULE,
     MetricsSink,
 )
-from pipelines.errors import MisconfigurationError, TransientError
+from pipelines.errors import InvalidEventError, MisconfigurationError, TransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -87,6 +90,7 @@ class Alerter:
     def consume(self, batch: Batch) -> None:
         plans = plan_batch(batch)
         batch.counts.add(EVENTS_SKIPPED_REPLAY, sum(p.replayed for p in plans))
+        self._quarantine_invalid(batch, plans)
 
         def live() -> list[AlertPlan]:
             return [plan for plan in plans if plan.record.error is None]
@@ -96,12 +100,29 @@ class Alerter:
         batch.block_after_failures()
         state = self._load_state(batch, live())
         batch.block_after_failures()
-        evaluate(live(), state)
+        evaluate(plans, state)
         self._publish(batch, plans)
         self._save_baselines(batch, plans, state)
         batch.block_after_failures()
         evaluated = sum(len(p.samples) + len(p.transactions) for p in live())
         batch.counts.add(EVENTS_EVALUATED, evaluated)
+
+    # --- failures -------------------------------------------------------------------
+
+    def _quarantine_invalid(self, batch: Batch, plans: list[AlertPlan]) -> None:
+        for plan in plans:
+            for delivered, error in plan.invalid:
+                if not batch.quarantine(plan.record, delivered, error):
+                    break
+
+    def _quarantine(self, batch: Batch, plan: AlertPlan, event_id: str, reason: str) -> None:
+        """Quarantine one event of ``plan`` that a sink rejected; forget it in the plan."""
+        delivered = plan.delivered.get(event_id)
+        if delivered is None:  # not one of the plan's own events: nothing to set aside
+            batch.fail(plan.record, TransientError(f"{reason} (event {event_id})"))
+            return
+        if batch.quarantine(plan.record, delivered, InvalidEventError(reason, b"")):
+            plan.drop(event_id)
 
     # --- steps with I/O ---------------------------------------------------------------
 
@@ -196,26 +217,49 @@ class Alerter:
     def _save_baselines(self, batch: Batch, plans: list[AlertPlan], state: BatchState) -> None:
         applied: dict[Series, list[MetricSample]] = {}
         holders: dict[Series, list[AlertPlan]] = {}
+        plan_of: dict[str, AlertPlan] = {}
         for plan in plans:
             for sample in plan.samples:
                 holders.setdefault(sample.series, []).append(plan)
                 if plan.record.error is None:
                     applied.setdefault(sample.series, []).append(sample)
-        jobs = list(applied.items())
-
-        def save(job: tuple[Series, list[MetricSample]]) -> BaseException | None:
-            try:
-                self.baselines.save(job[0], state.baselines[job[0]], job[1])
-            except Exception as exc:  # fails the records holding the series' samples
-                return exc
-            return None
-
-        for (series, _), error in zip(jobs, self._map(save, jobs), strict=True):
-            if isinstance(error, MisconfigurationError):
-                raise error
-            if error is not None:
+                    plan_of[sample.event_id] = plan
+        jobs = [(s, state.baselines[s], samples) for s, samples in applied.items()]
+        for (series, _, _), result in zip(jobs, self._map(self._save_series, jobs), strict=True):
+            if isinstance(result, MisconfigurationError):
+                raise result
+            if isinstance(result, BaseException):
                 for plan in holders[series]:
-                    batch.fail(plan.record, error)
+                    batch.fail(plan.record, result)
+                continue
+            for sample, error in result:
+                reason = (
+                    f"MetricRecorded: metric_baselines rejected the baseline with its value "
+                    f"({error.code}): {error}"
+                )
+                self._quarantine(batch, plan_of[sample.event_id], sample.event_id, reason)
+
+    def _save_series(
+        self, job: tuple[Series, StoredBaseline, list[MetricSample]]
+    ) -> list[tuple[MetricSample, WriteRejectedError]] | BaseException:
+        """Save one series; the samples DynamoDB rejects, found one at a time."""
+        series, stored, samples = job
+        try:
+            self.baselines.save(series, stored, samples)
+            return []
+        except WriteRejectedError:
+            pass
+        except Exception as exc:  # fails the records holding the series' samples
+            return exc
+        rejected = []
+        for sample in samples:
+            try:
+                stored = self.baselines.save(series, stored, [sample])
+            except WriteRejectedError as exc:
+                rejected.append((sample, exc))
+            except Exception as exc:
+                return exc
+        return rejected
 
     def _map(self, fn: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
         if len(jobs) <= 1 or self.concurrency == 1:
