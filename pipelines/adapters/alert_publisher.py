@@ -97,6 +97,8 @@ def alert_message(alert: Alert) -> dict[str, Any]:
         if isinstance(value, str) and len(value) > DETAIL_CHARS_MAX:  # a message stays small
             value = value[:DETAIL_CHARS_MAX] + "..."
         message.setdefault(str(name), value)  # details never overwrite the alert's own
+    if alert.raised_by:
+        message.setdefault("raised_by_event_id", alert.raised_by)
     safe: dict[str, Any] = json_safe(message)
     return safe
 

@@ -49,7 +49,8 @@ def test_an_infinite_sample_over_its_threshold_still_makes_a_valid_message() -> 
 
 def test_details_do_not_overwrite_the_alerts_own_fields_and_long_text_is_cut() -> None:
     details = {"alert_id": "forged", "currency": "X" * 5000}
-    alert = Alert("fraud_amount", FRAUD_ALERT, "high", "e-1", "user-1", 0, details)
+    alert = Alert("fraud_amount", FRAUD_ALERT, "high", "e-1", "user-1", 0, details, "e-0")
     body = _strict(message_json(alert_message(alert)))
     assert body["alert_id"] == "fraud_amount#e-1"
+    assert body["raised_by_event_id"] == "e-0"
     assert len(body["currency"]) == DETAIL_CHARS_MAX + 3

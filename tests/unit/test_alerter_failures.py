@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pipelines.adapters.alert_publisher import PublishOutcome
-from pipelines.adapters.alert_state import Series, StoredBaseline
+from pipelines.adapters.alert_state import Series, StoredBaseline, TransactionHistory
 from pipelines.adapters.dynamo import FactPut, WriteRejectedError
 from pipelines.consumers.alerts.alerter import Alerter
 from pipelines.consumers.alerts.rules import Alert, Baseline, MetricSample
@@ -60,8 +60,11 @@ class Baselines:
 
 
 class NoTransactions:
-    def history(self, user: str, lo: int, hi: int) -> list[Any]:
-        return []
+    def transactions(self, keys: Iterable[Any]) -> dict[Any, list[Any]]:
+        return {}
+
+    def history(self, user: str, lo: int, hi: int) -> TransactionHistory:
+        return TransactionHistory([], [], (lo, hi))
 
     def record(self, puts: Sequence[FactPut]) -> None:
         return None

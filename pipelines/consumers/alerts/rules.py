@@ -28,14 +28,34 @@ above 80, ``low`` otherwise.
 
 Fraud (``alert_type = "fraud_alert"``, severity ``high`` as in the seed article):
 
-* ``fraud_amount``: amount above 10,000 (exactly 10,000 does not alert);
+* ``fraud_amount``: amount above 10,000 (exactly 10,000 does not alert), once per event;
 * ``fraud_velocity``: more than 5 transactions by one user within 10 minutes;
 * ``fraud_card_testing``: 3 or more declined transactions by one user within 10 minutes.
 
-The window of a transaction at event time ``t`` is ``(t - 10 min, t]``, ties at the
-same millisecond ordered by event id. Velocity and card testing alert on the
-transaction that *takes* the user over the limit (the previous transaction's window
-was within it), so a burst raises one alert, not one per further transaction.
+**Windows, bursts and how a window alert is keyed** (:mod:`.windows` evaluates them).
+The window of a transaction at event time ``t`` is ``(t - 10 min, t]``, ties at the same
+millisecond ordered by event id; a transaction is *over the limit* when its window holds
+more than the rule allows. A user's over-limit transactions, each less than one window
+after the previous one, form a **burst**, and a burst raises **one alert**, however many
+windows and events it spans. A transaction counts once: the events of one
+``transaction_id`` (pending, then completed, say) resolve to the latest by event time,
+then ``aggregate_version``, then event id, and the transaction stands where and as that
+event says.
+
+The alert's id is ``<rule>#<event id>`` of the burst's **first over-limit transaction**
+(the one that took the user over the limit) as the history known when the burst first
+appears determines it; the alert carries that transaction's event id and time.
+
+Events are evaluated one by one in the order they arrive (the shard's order), each
+against the persisted history of every event that arrived before it, as if it had come
+alone: so batch boundaries, KPL aggregation and Lambda's re-deliveries change nothing,
+and a late event that completes a window raises the alert itself, even when the window's
+other transactions were processed long before. Every over-limit transaction of an alerted
+burst is **marked** with the alert's id in the persisted history; a burst holding a marked
+transaction has been alerted, so when a late event makes an earlier transaction the first
+over the limit, extends the burst, or joins it to another, nothing is raised again. The one
+way arrival order still shows: two bursts alerted separately, then joined by a late event,
+keep their two alerts - an alert already sent cannot be taken back.
 """
 
 from __future__ import annotations
@@ -86,24 +106,30 @@ RULES: tuple[str, ...] = (
     FRAUD_VELOCITY,
     FRAUD_CARD_TESTING,
 )
+WINDOW_RULES: tuple[str, ...] = (FRAUD_VELOCITY, FRAUD_CARD_TESTING)
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One rule tripped by one event."""
+    """One rule tripped: by one event, or by one burst of a user's transactions."""
 
     rule: str
     alert_type: str
     severity: str
-    event_id: str
+    event_id: str  # the event the alert is about (a burst's first over-limit transaction)
     subject: str  # the metric source, or the user id
     occurred_at_ms: int
     details: Mapping[str, Any] = field(default_factory=dict)
+    raised_by: str = ""  # the event whose arrival raised it, when not ``event_id``
 
     @property
     def alert_id(self) -> str:
-        """The idempotency key: one alert per rule and event."""
+        """The idempotency key: one alert per rule and event (per burst, for windows)."""
         return f"{self.rule}#{self.event_id}"
+
+    @property
+    def raised_by_event(self) -> str:
+        return self.raised_by or self.event_id
 
 
 class MetricSample(NamedTuple):
@@ -130,14 +156,7 @@ class Transaction(NamedTuple):
     currency: str
     status: str
     occurred_at_ms: int
-
-
-class TxEntry(NamedTuple):
-    """A transaction as the velocity window sees it."""
-
-    occurred_at_ms: int
-    event_id: str
-    declined: bool
+    aggregate_version: int = 0  # 0 when the event carries none
 
 
 # --- metrics -------------------------------------------------------------------------
@@ -277,43 +296,14 @@ def metric_alerts(sample: MetricSample, history: Sequence[float] | None) -> list
 # --- transactions ----------------------------------------------------------------------
 
 
-def window_counts(entries: Sequence[TxEntry], window_ms: int = FRAUD_WINDOW_MS) -> list[int]:
-    """For each entry (sorted), how many entries fall in ``(t - window, t]`` up to itself."""
-    counts = []
-    start = 0
-    for i, entry in enumerate(entries):
-        while entries[start].occurred_at_ms <= entry.occurred_at_ms - window_ms:
-            start += 1
-        counts.append(i - start + 1)
-    return counts
+def transaction_alerts(tx: Transaction) -> list[Alert]:
+    """The alerts of one transaction event on its own: the amount rule.
 
-
-def crossings(entries: Sequence[TxEntry], limit: int, window_ms: int = FRAUD_WINDOW_MS) -> set[str]:
-    """Event ids of the entries whose window count goes above ``limit`` (from at most it)."""
-    counts = window_counts(entries, window_ms)
-    return {
-        entry.event_id
-        for i, entry in enumerate(entries)
-        if counts[i] > limit and (i == 0 or counts[i - 1] <= limit)
-    }
-
-
-def fraud_rules_by_event(history: Iterable[TxEntry]) -> dict[str, list[str]]:
-    """Velocity and card-testing rules per event id, over one user's transaction history."""
-    entries = sorted(set(history))
-    declines = [e for e in entries if e.declined]
-    found: dict[str, list[str]] = {}
-    for event_id in crossings(entries, VELOCITY_MAX_TRANSACTIONS):
-        found.setdefault(event_id, []).append(FRAUD_VELOCITY)
-    for event_id in crossings(declines, CARD_TESTING_DECLINES - 1):
-        found.setdefault(event_id, []).append(FRAUD_CARD_TESTING)
-    return found
-
-
-def transaction_alerts(tx: Transaction, window_rules: Sequence[str] = ()) -> list[Alert]:
-    """The fraud alerts of one transaction; ``window_rules`` from :func:`fraud_rules_by_event`."""
-    rules = [FRAUD_AMOUNT_RULE] if tx.amount > FRAUD_AMOUNT else []
-    rules.extend(window_rules)
+    The window rules (velocity, card testing) are a user's, not an event's:
+    :mod:`.windows`.
+    """
+    if not (tx.amount.is_finite() and tx.amount > FRAUD_AMOUNT):
+        return []
     details = {
         "user_id": tx.user_id,
         "transaction_id": tx.transaction_id,
@@ -322,10 +312,13 @@ def transaction_alerts(tx: Transaction, window_rules: Sequence[str] = ()) -> lis
         "status": tx.status,
     }
     return [
-        Alert(rule, FRAUD_ALERT, HIGH, tx.event_id, tx.user_id, tx.occurred_at_ms, details)
-        for rule in rules
+        Alert(
+            FRAUD_AMOUNT_RULE,
+            FRAUD_ALERT,
+            HIGH,
+            tx.event_id,
+            tx.user_id,
+            tx.occurred_at_ms,
+            details,
+        )
     ]
-
-
-def tx_entry(tx: Transaction) -> TxEntry:
-    return TxEntry(tx.occurred_at_ms, tx.event_id, tx.status == DECLINED)
