@@ -18,7 +18,9 @@ alert that never arrives is worse than a duplicate (the message carries ``alert_
 so a subscriber can drop the rare repeat).
 
 Every message is strict JSON (:func:`json_safe`: no ``NaN`` or ``Infinity`` token, decimals
-and times as text), whatever the alert's details hold.
+and times as text), whatever the alert's details hold. A request SNS or DynamoDB rejects
+for what the alert holds raises :class:`AlertRejectedError`, so that the alerter can set
+the event that raised it aside instead of retrying it forever.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.adapters.errors import error_code, translate
+from pipelines.adapters.errors import Failure, classify, error_code, translate
 from pipelines.consumers.alerts.rules import Alert
 from pipelines.contract.timestamps import iso_from_epoch_millis, iso_millis
+from pipelines.errors import PipelineError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -50,6 +53,14 @@ class PublishOutcome(Enum):
     PUBLISHED = "published"  # first time
     REPUBLISHED = "republished"  # recorded earlier, never marked published
     DUPLICATE = "duplicate"  # recorded and published earlier: nothing sent
+
+
+class AlertRejectedError(PipelineError):
+    """SNS or DynamoDB refused an alert for what it holds; retrying will not help."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def json_safe(value: Any) -> Any:
@@ -160,7 +171,7 @@ class AlertPublisher:
                 },
             )
         except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"alert {alert.alert_id} not published") from exc
+            raise _translate(exc, f"alert {alert.alert_id} not published") from exc
         return outcome
 
     def _record(self, alert: Alert, message: Mapping[str, Any]) -> bool:
@@ -188,7 +199,7 @@ class AlertPublisher:
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
-            raise translate(exc, f"alert {alert.alert_id} not recorded") from exc
+            raise _translate(exc, f"alert {alert.alert_id} not recorded") from exc
         except BotoCoreError as exc:
             raise translate(exc, f"alert {alert.alert_id} not recorded") from exc
         return True
@@ -204,3 +215,10 @@ class AlertPublisher:
             raise translate(exc, f"alert {alert.alert_id} not readable") from exc
         item: dict[str, Any] = dict(response.get("Item") or {})
         return bool(item.get("published", {}).get("BOOL"))
+
+
+def _translate(exc: ClientError | BotoCoreError, what: str) -> Exception:
+    if classify(exc) is Failure.REJECTED:
+        code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        return AlertRejectedError(f"{what}: rejected ({code}): {exc}", code)
+    return translate(exc, what)

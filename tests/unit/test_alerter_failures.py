@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.adapters.alert_publisher import PublishOutcome
+from pipelines.adapters.alert_publisher import AlertRejectedError, PublishOutcome
 from pipelines.adapters.alert_state import Series, StoredBaseline, TransactionHistory
 from pipelines.adapters.dynamo import FactPut, WriteRejectedError
 from pipelines.consumers.alerts.alerter import Alerter
@@ -126,3 +126,37 @@ def test_a_transient_save_fails_the_records_of_its_series_and_a_misconfiguration
     kernel, _ = _kernel(Baselines(error=MisconfigurationError("no such table")))
     with pytest.raises(MisconfigurationError):
         kernel.process_batch(plain_records(events))
+
+
+class RejectingPublisher(Publisher):
+    """SNS refuses the alerts of one event for what they hold."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def publish(self, alert: Alert) -> PublishOutcome:
+        if alert.event_id == self.refused:
+            raise AlertRejectedError("Publish rejected (InvalidParameter)", "InvalidParameter")
+        return super().publish(alert)
+
+
+def test_an_alert_sns_rejects_quarantines_the_event_that_raised_it() -> None:
+    events = [_metric(97.0, 1, "web-01"), _metric(98.0, 2, "web-01"), _metric(99.0, 1, "db-01")]
+    publisher = RejectingPublisher(events[0]["metadata"]["event_id"])
+    baselines = Baselines()
+    kept = Kept()
+    alerter = Alerter(baselines, NoTransactions(), publisher, concurrency=1)  # type: ignore[arg-type]
+
+    outcome = KinesisBatchKernel(alerter, kept).process_batch(plain_records(events))
+
+    assert outcome.errors == [None, None, None]
+    ((record, error),) = kept.kept
+    assert record.data == encode_event(events[0]) and "InvalidParameter" in error.reason
+    assert [a.event_id for a in publisher.sent] == [_id(e) for e in events[1:]]
+    assert [s[1] for s in baselines.stored[("web-01", "cpu_usage")].samples] == [_id(events[1])]
+
+
+def _id(event: dict[str, Any]) -> str:
+    event_id: str = event["metadata"]["event_id"]
+    return event_id

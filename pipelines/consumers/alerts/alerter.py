@@ -33,7 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from pipelines.adapters.alert_publisher import AlertPublisher, PublishOutcome
+from pipelines.adapters.alert_publisher import AlertPublisher, AlertRejectedError, PublishOutcome
 from pipelines.adapters.alert_state import (
     BaselineStore,
     RecentTransactions,
@@ -307,6 +307,11 @@ class Alerter:
                     outcome = self.publisher.publish(alert)
                 except MisconfigurationError:
                     raise
+                except AlertRejectedError as exc:  # poison for the event that raised it
+                    self._quarantine(batch, plan, alert.raised_by_event, str(exc))
+                    if plan.record.error is not None:
+                        break
+                    continue
                 except Exception as exc:  # fails this record; later ones of its keys wait
                     batch.fail(plan.record, exc)
                     break
