@@ -159,6 +159,19 @@ def transaction_problem(tx: Transaction) -> str | None:
     return None
 
 
+def largest_text(tx: Transaction) -> tuple[str, int]:
+    """The transaction's text field that takes most room in its items, and its bytes."""
+    fields = {
+        "user_id": tx.user_id,
+        "transaction_id": tx.transaction_id,
+        "currency": tx.currency,
+        "status": tx.status,
+        "metadata.event_id": tx.event_id,
+    }
+    name = max(fields, key=lambda f: _utf8(str(fields[f])))
+    return name, _utf8(str(fields[name]))
+
+
 def _number_fits(value: Decimal) -> bool:
     digits = "".join(map(str, value.as_tuple().digits)).strip("0")  # significant digits
     low, high = _NUMBER_MAGNITUDE

@@ -337,6 +337,7 @@ def test_a_value_dynamodb_rejects_is_quarantined_and_its_neighbours_go_on(stack:
     assert sidecar["code"] == "invalid_event"
     assert "recent_transactions" in sidecar["reason"]
     assert "ValidationException" in sidecar["reason"]
+    assert "largest field is currency" in sidecar["reason"]
     kept = stack.dynamodb.query(
         TableName=stack.isolated.tables["recent_transactions"],
         KeyConditionExpression="user_id = :u",

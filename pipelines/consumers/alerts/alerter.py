@@ -41,6 +41,7 @@ from pipelines.adapters.alert_state import (
     StoredBaseline,
     TransactionHistory,
     TransactionKey,
+    largest_text,
 )
 from pipelines.adapters.dynamo import (
     DynamoWriter,
@@ -218,7 +219,11 @@ class Alerter:
                 self._record_apart(batch, txs[half:], current)
                 return
             (plan, tx), code = txs[0], exc.code
-            reason = f"TransactionRecorded: recent_transactions rejected its items ({code}): {exc}"
+            field, size = largest_text(tx)
+            reason = (
+                f"TransactionRecorded: recent_transactions rejected its items ({code}; its "
+                f"largest field is {field}, {size} bytes): {exc}"
+            )
             self._quarantine(batch, plan, tx.event_id, reason)
             return
         except MisconfigurationError:
