@@ -16,25 +16,37 @@ after SNS accepted the message and before step 3 landed. Publishing at most once
 (marking before sending) would instead lose the alert in the same crash, and an
 alert that never arrives is worse than a duplicate (the message carries ``alert_id``
 so a subscriber can drop the rare repeat).
+
+Every message is strict JSON (:func:`json_safe`: no ``NaN`` or ``Infinity`` token, decimals
+and times as text), whatever the alert's details hold. A request SNS or DynamoDB rejects
+for what the alert holds raises :class:`AlertRejectedError`, so that the alerter can set
+the event that raised it aside instead of retrying it forever.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.adapters.errors import error_code, translate
+from pipelines.adapters.errors import Failure, classify, error_code, translate
 from pipelines.consumers.alerts.rules import Alert
-from pipelines.contract.timestamps import iso_from_epoch_millis
+from pipelines.contract.timestamps import iso_from_epoch_millis, iso_millis
+from pipelines.errors import PipelineError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sns import SNSClient
+
+
+DETAIL_CHARS_MAX = 1024  # a longer text detail (a currency, a source) is cut
 
 
 class PublishOutcome(Enum):
@@ -43,9 +55,47 @@ class PublishOutcome(Enum):
     DUPLICATE = "duplicate"  # recorded and published earlier: nothing sent
 
 
+class AlertRejectedError(PipelineError):
+    """SNS or DynamoDB refused an alert for what it holds; retrying will not help."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with everything strict JSON cannot spell turned into what it can.
+
+    Non-finite floats become their text (``"nan"``, ``"inf"``), decimals their exact
+    text, times ISO text, sets sorted lists, unknown objects ``str``; mapping keys text.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso_millis(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((json_safe(v) for v in value), key=repr)
+    return str(value)
+
+
+def message_json(message: Mapping[str, Any]) -> str:
+    """Strict JSON text of a message (never a ``NaN`` or ``Infinity`` token)."""
+    return json.dumps(json_safe(message), allow_nan=False)
+
+
 def alert_message(alert: Alert) -> dict[str, Any]:
-    """The JSON body of an alert's SNS message."""
-    return {
+    """The body of an alert's SNS message, JSON-safe."""
+    message: dict[str, Any] = {
         "alert_id": alert.alert_id,
         "alert_type": alert.alert_type,
         "rule": alert.rule,
@@ -53,8 +103,15 @@ def alert_message(alert: Alert) -> dict[str, Any]:
         "event_id": alert.event_id,
         "subject": alert.subject,
         "occurred_at": iso_from_epoch_millis(alert.occurred_at_ms),
-        **alert.details,
     }
+    for name, value in alert.details.items():
+        if isinstance(value, str) and len(value) > DETAIL_CHARS_MAX:  # a message stays small
+            value = value[:DETAIL_CHARS_MAX] + "..."
+        message.setdefault(str(name), value)  # details never overwrite the alert's own
+    if alert.raised_by:
+        message.setdefault("raised_by_event_id", alert.raised_by)
+    safe: dict[str, Any] = json_safe(message)
+    return safe
 
 
 def message_attributes(alert: Alert) -> dict[str, Any]:
@@ -99,7 +156,7 @@ class AlertPublisher:
         try:
             response = self.sns.publish(
                 TopicArn=topic,
-                Message=json.dumps(message, default=str),
+                Message=message_json(message),
                 Subject=f"{alert.severity.upper()} {alert.rule} alert"[:100],
                 MessageAttributes=message_attributes(alert),
             )
@@ -114,7 +171,7 @@ class AlertPublisher:
                 },
             )
         except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"alert {alert.alert_id} not published") from exc
+            raise _translate(exc, f"alert {alert.alert_id} not published") from exc
         return outcome
 
     def _record(self, alert: Alert, message: Mapping[str, Any]) -> bool:
@@ -128,7 +185,7 @@ class AlertPublisher:
             "event_id": {"S": alert.event_id},
             "subject": {"S": alert.subject},
             "occurred_at": {"S": iso_from_epoch_millis(alert.occurred_at_ms)},
-            "message": {"S": json.dumps(message, default=str)},
+            "message": {"S": message_json(message)},
             "published": {"BOOL": False},
             "recorded_at": {"N": str(now)},
             self.ttl_attribute: {"N": str(now + self.ttl_seconds)},
@@ -142,7 +199,7 @@ class AlertPublisher:
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
-            raise translate(exc, f"alert {alert.alert_id} not recorded") from exc
+            raise _translate(exc, f"alert {alert.alert_id} not recorded") from exc
         except BotoCoreError as exc:
             raise translate(exc, f"alert {alert.alert_id} not recorded") from exc
         return True
@@ -158,3 +215,10 @@ class AlertPublisher:
             raise translate(exc, f"alert {alert.alert_id} not readable") from exc
         item: dict[str, Any] = dict(response.get("Item") or {})
         return bool(item.get("published", {}).get("BOOL"))
+
+
+def _translate(exc: ClientError | BotoCoreError, what: str) -> Exception:
+    if classify(exc) is Failure.REJECTED:
+        code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        return AlertRejectedError(f"{what}: rejected ({code}): {exc}", code)
+    return translate(exc, what)

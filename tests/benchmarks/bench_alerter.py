@@ -3,15 +3,17 @@
 Target (issue "Alerter"): >= 20,000 events/s on one core for the rule evaluation.
 The state the rules read (every series' baseline, every user's recent transactions)
 is prepared in memory as the DynamoDB reads would return it: baselines warmed by an
-earlier batch of the same hosts, histories holding the batch's own transactions.
+earlier batch of the same hosts, histories holding the batch's own transactions (which the
+evaluation sets aside and adds back one by one, as on a re-delivery).
 Also reported: decode + evaluate (the whole pure part of a batch).
 """
 
 from __future__ import annotations
 
-from pipelines.adapters.alert_state import StoredBaseline
+from pipelines.adapters.alert_state import StoredBaseline, TransactionHistory
 from pipelines.consumers.alerts.planning import BatchState, evaluate, plan_batch
-from pipelines.consumers.alerts.rules import Baseline, tx_entry
+from pipelines.consumers.alerts.rules import Baseline
+from pipelines.consumers.alerts.windows import history_span, tx_event
 from pipelines_local.simulator import simulate
 from tests.benchmarks.timing import median_cpu, pin_one_core
 from tests.kinesis_events import aggregated_record, decoded_batch
@@ -39,7 +41,11 @@ def main() -> None:
                 )
                 stored.baseline = stored.baseline.merged([earlier])
         for tx in plan.transactions:
-            state.histories.setdefault(tx.user_id, []).append(tx_entry(tx))
+            history = state.histories.setdefault(tx.user_id, TransactionHistory([], []))
+            history.events.append(tx_event(tx))  # as read back: the batch's own, set aside
+    for user, history in list(state.histories.items()):
+        span = history_span(e.occurred_at_ms for e in history.events)
+        state.histories[user] = history._replace(span=span)
 
     samples = sum(len(p.samples) for p in plans)
     transactions = sum(len(p.transactions) for p in plans)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 import pytest
 
 from pipelines.adapters.alert_publisher import AlertPublisher, PublishOutcome
@@ -57,3 +61,27 @@ def test_a_missing_topic_is_a_misconfiguration(backend: Backend, stores: Isolate
     gone = stores.topics["fraud_alerts"] + "-gone"
     with pytest.raises(MisconfigurationError):
         publisher(backend, stores, fraud_topic=gone).publish(ALERT)
+
+
+def test_an_alert_with_non_finite_details_is_recorded_as_strict_json(
+    backend: Backend, stores: Isolated
+) -> None:
+    alert = Alert(
+        "cpu_usage",
+        METRIC_ANOMALY,
+        "critical",
+        "e-2",
+        "web-01",
+        1_793_620_800_000,
+        {"value": math.inf, "baseline_mean": math.nan},
+    )
+    assert publisher(backend, stores).publish(alert) is PublishOutcome.PUBLISHED
+    item = backend.client("dynamodb").get_item(
+        TableName=stores.tables["alerts"], Key={"alert_id": {"S": alert.alert_id}}
+    )["Item"]
+
+    def refuse(token: str) -> Any:
+        raise AssertionError(f"{token} is not JSON")
+
+    message = json.loads(item["message"]["S"], parse_constant=refuse)
+    assert (message["value"], message["baseline_mean"]) == ("inf", "nan")

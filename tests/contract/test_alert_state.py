@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 
 from pipelines.adapters.alert_state import BaselineStore, RecentTransactions
-from pipelines.adapters.dynamo import DynamoWriter
-from pipelines.consumers.alerts.rules import MetricSample, Transaction
+from pipelines.adapters.dynamo import DynamoWriter, WriteRejectedError
+from pipelines.consumers.alerts.rules import FRAUD_VELOCITY, MetricSample, Transaction
+from pipelines.consumers.alerts.windows import Mark, Marked, TxEvent, tx_event
 from pipelines.errors import MisconfigurationError
 from tests.contract.conftest import Backend
 from tests.stack import Isolated
@@ -74,12 +75,75 @@ def test_a_users_window_is_read_by_event_time_whatever_order_it_was_written_in(
 
     history = recent.history("user-1", T0, T0 + 60_000)
 
-    assert [(e.occurred_at_ms - T0, e.event_id, e.declined) for e in history] == [
-        (0, "e-1", True),
-        (30_000, "e-2", False),
-        (60_000, "e-0", False),
+    assert [(e.occurred_at_ms - T0, e.event_id, e.status) for e in history.events] == [
+        (0, "e-1", "declined"),
+        (30_000, "e-2", "completed"),
+        (60_000, "e-0", "completed"),
     ]
-    assert recent.history("user-1", T0 + 1, T0 + 29_999) == []
+    assert history.events[0] == tx_event(txs[1])
+    assert recent.history("user-1", T0 + 1, T0 + 29_999).events == []
+
+
+def test_every_event_of_a_transaction_and_the_marks_are_read_back(
+    backend: Backend, stores: Isolated
+) -> None:
+    recent = RecentTransactions(
+        DynamoWriter(backend.client("dynamodb")), stores.tables["recent_transactions"]
+    )
+    pending = TxEvent(T0, "e-1", "t-1", "pending", 0, "5.00", "USD")
+    completed = TxEvent(T0 + 3 * 3_600_000, "e-2", "t-1", "completed", 0, "5.00", "USD")
+    mark = Mark(FRAUD_VELOCITY, pending, "fraud_velocity#e-9")
+    recent.record(
+        [
+            recent.transaction_put("user-1", "t-1", [completed, pending, completed]),
+            recent.mark_put("user-1", mark),
+        ]
+    )
+
+    found = recent.transactions([("user-1", "t-1"), ("user-1", "t-never")])
+    history = recent.history("user-1", T0 - 1, T0 + 1)
+
+    assert found == {
+        ("user-1", "t-1"): [e._replace(amount="", currency="") for e in (pending, completed)],
+        ("user-1", "t-never"): [],
+    }
+    assert history.events == []  # the transaction's own item is not an event in time
+    assert history.marks == [Marked(FRAUD_VELOCITY, "t-1", "e-1", "fraud_velocity#e-9")]
+
+
+def test_an_item_too_large_is_rejected_with_what_did_not_land(
+    backend: Backend, stores: Isolated
+) -> None:
+    recent = RecentTransactions(
+        DynamoWriter(backend.client("dynamodb")), stores.tables["recent_transactions"]
+    )
+    huge = Transaction("e-1", "user-1", "t-1", Decimal("5.00"), "X" * 420_000, "completed", T0)
+    fine = huge._replace(event_id="e-2", transaction_id="t-2", currency="USD")
+    with pytest.raises(WriteRejectedError) as rejected:
+        recent.record([recent.put_for(fine), recent.put_for(huge)])
+    assert {put.key for put in rejected.value.unwritten} >= {recent.put_for(huge).key}
+    recent.record([recent.put_for(fine)])
+
+
+def test_a_baseline_dynamodb_cannot_hold_is_rejected_not_retried(
+    backend: Backend, stores: Isolated
+) -> None:
+    baselines = BaselineStore(backend.client("dynamodb"), stores.tables["metric_baselines"])
+    series = ("db-01", "m" * 1100)  # over the sort key's 1,024 bytes
+    sample = MetricSample("e-1", *series, 1.0, T0)
+    with pytest.raises(WriteRejectedError) as rejected:
+        baselines.save(series, baselines.load([series])[series], [sample])
+    assert rejected.value.code == "ValidationException"
+
+
+def test_a_baseline_of_numbers_beyond_dynamodb_is_still_saved(
+    backend: Backend, stores: Isolated
+) -> None:
+    baselines = BaselineStore(backend.client("dynamodb"), stores.tables["metric_baselines"])
+    giant = [MetricSample(f"e-{i}", *SERIES, v, T0 + i) for i, v in enumerate([1e300, 1e-300, 5.0])]
+    baselines.save(SERIES, baselines.load([SERIES])[SERIES], giant)
+    stored = baselines.load([SERIES])[SERIES]
+    assert [s[2] for s in stored.baseline.samples] == [1e300, 1e-300, 5.0]
 
 
 def test_a_missing_table_is_a_misconfiguration(backend: Backend, stores: Isolated) -> None:

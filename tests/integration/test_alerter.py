@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,6 +32,7 @@ class Stack:
         self.isolated = deployed.isolated("alerter")
         self.dynamodb = deployed.client("dynamodb")
         self.sns, self.sqs = deployed.client("sns"), deployed.client("sqs")
+        self.isolated_client = deployed.client
         self.alerts = self.isolated.tables["alerts"]
         self.anomaly = self.isolated.topics["anomaly_alerts"]
         self.fraud = self.isolated.topics["fraud_alerts"]
@@ -93,15 +94,25 @@ class Stack:
 
 
 @pytest.fixture
-def stack(
+def fresh_stack(
     deployed: DeployedStack, deployed_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Stack]:
-    built = Stack(deployed)
-    for name, value in built.env().items():
-        monkeypatch.setenv(name, value)
+) -> Iterator[Callable[[], Stack]]:
+    """Make a fresh copy of the alerter's stores and point the handler at it."""
+
+    def make() -> Stack:
+        built = Stack(deployed)
+        for name, value in built.env().items():
+            monkeypatch.setenv(name, value)
+        handler.alerter_for.cache_clear()
+        return built
+
+    yield make
     handler.alerter_for.cache_clear()
-    yield built
-    handler.alerter_for.cache_clear()
+
+
+@pytest.fixture
+def stack(fresh_stack: Callable[[], Stack]) -> Stack:
+    return fresh_stack()
 
 
 def _metric(value: float, minute: int, *, source: str = "api-01", name: str = "cpu_usage") -> Any:
@@ -111,12 +122,19 @@ def _metric(value: float, minute: int, *, source: str = "api-01", name: str = "c
     )
 
 
-def _payment(amount: str, second: int, *, user: str = "user-1", status: str = "completed") -> Any:
+def _payment(
+    amount: str,
+    second: int,
+    *,
+    user: str = "user-1",
+    status: str = "completed",
+    currency: str = "USD",
+) -> Any:
     body = {
         "transaction_id": f"txn-{user}-{second}",
         "user_id": user,
         "amount": Decimal(amount),
-        "currency": "USD",
+        "currency": currency,
         "merchant": "Steam",
         "category": "digital_goods",
         "status": status,
@@ -273,3 +291,58 @@ def test_a_simulated_workload_raises_every_injected_case_exactly_once(stack: Sta
             )
             assert severities[event_id] == expected, (rule, event_id)
     assert len(stack.alert_items()) == sum(len(ids) for ids in workload.injected.values())
+
+
+def test_a_late_transaction_that_completes_a_window_raises_one_velocity_alert(
+    fresh_stack: Callable[[], Stack],
+) -> None:
+    payments = [_payment("20.00", 60 * i, user="user-10") for i in range(6)]
+    arrival = [*payments[:2], *payments[3:], payments[2]]  # minute 2 arrives last
+    late = fresh_stack()
+    for n, payment in enumerate(arrival, start=1):  # one invocation each, in shard order
+        assert late.invoke(plain_records([payment], n)) == {"batchItemFailures": []}
+    assert late.invoke(plain_records(arrival[-1:], 6)) == {"batchItemFailures": []}  # again
+    (alert,) = late.messages(late.everything)
+    assert alert["rule"] == "fraud_velocity"
+    assert alert["event_id"] == payments[5]["metadata"]["event_id"]
+    assert alert["raised_by_event_id"] == payments[2]["metadata"]["event_id"]
+    assert alert["transactions_in_window"] == 6
+
+    together = fresh_stack()  # the control: the same events, in one batch
+    assert together.invoke(plain_records(arrival)) == {"batchItemFailures": []}
+    (same,) = together.messages(together.everything)
+    assert same["alert_id"] == alert["alert_id"]
+    assert [i["alert_id"]["S"] for i in together.alert_items()] == [alert["alert_id"]]
+
+
+def test_a_value_dynamodb_rejects_is_quarantined_and_its_neighbours_go_on(stack: Stack) -> None:
+    user = "user-11"
+    payments = [_payment("20.00", 60 * i, user=user) for i in range(6)]
+    big = _payment("15000.00", 400, user=user)
+    rejected = _payment("30.00", 130, user=user, currency="X" * 420_000)  # item over 400 KB
+    events = [*payments[:3], rejected, *payments[3:], big]
+    records = plain_records(events)
+
+    assert stack.invoke(records) == {"batchItemFailures": []}
+    assert stack.invoke(records) == {"batchItemFailures": []}  # a re-delivery: the same
+
+    rules = Counter(m["rule"] for m in stack.messages(stack.everything))
+    assert rules == {"fraud_velocity": 1, "fraud_amount": 1}
+    s3 = stack.isolated_client("s3")
+    bucket = stack.isolated.buckets["quarantine"]
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    sidecars = [o["Key"] for o in listed if o["Key"].endswith(".json")]
+    assert sidecars  # kept once per delivery, under the record's coordinates
+    sidecar = json.loads(s3.get_object(Bucket=bucket, Key=sidecars[0])["Body"].read())
+    assert sidecar["code"] == "invalid_event"
+    assert "recent_transactions" in sidecar["reason"]
+    assert "ValidationException" in sidecar["reason"]
+    assert "largest field is currency" in sidecar["reason"]
+    kept = stack.dynamodb.query(
+        TableName=stack.isolated.tables["recent_transactions"],
+        KeyConditionExpression="user_id = :u",
+        ExpressionAttributeValues={":u": {"S": user}},
+    )["Items"]
+    stored = {i["event_id"]["S"] for i in kept if "rule" not in i and "event_id" in i}
+    assert rejected["metadata"]["event_id"] not in stored
+    assert {e["metadata"]["event_id"] for e in [*payments, big]} <= stored

@@ -4,19 +4,26 @@ The batch kernel (:mod:`pipelines.consumers.batch`) has decoded the batch, quara
 poison and set its duplicates aside. The alerter then goes through:
 
 1. **plan** (pure, :mod:`.planning`): the metric samples and transactions the rules read;
-   replayed events (``metadata.replay_id`` set) raise nothing and touch no state.
+   replayed events (``metadata.replay_id`` set) raise nothing and touch no state, and an
+   event whose values the state cannot hold is quarantined.
 2. **state**: write the batch's transactions to ``recent_transactions`` (idempotent
-   puts), then read every user's window (one ``Query`` per user, concurrently) and
-   every series' baseline (``BatchGetItem``).
-3. **evaluate** (pure): :mod:`.rules` over the plans.
+   puts of each event and of each transaction's events), then read every user's events
+   and marks around the batch's (one ``Query`` per user, concurrently), the transactions
+   they belong to, and every series' baseline (``BatchGetItem``).
+3. **evaluate** (pure): :mod:`.rules` and :mod:`.windows` over the plans, event by event.
 4. **publish**, record by record in batch order: :class:`AlertPublisher` (once per
-   event and rule).
-5. **save baselines**, merged by event id with the samples of the records that
-   succeeded.
+   alert id).
+5. **mark** the over-limit transactions of the bursts alerted (or joined) by the records
+   that published, and **save baselines**, merged by event id with the samples of the
+   records that succeeded.
 
-A record that fails fails every later record sharing one of its keys, which is then not
-published (the kernel's per-key order). Every step is idempotent, so Lambda's re-delivery
-from the lowest failed record repairs it.
+Failures are isolated: a write DynamoDB rejects for what one event holds (a
+``ValidationException``) quarantines that event, found by writing the batch's items in
+halves down to the one refused, and the batch moves on; a transient fault fails the
+records concerned; a misconfiguration fails the invocation. A record that fails fails
+every later record sharing one of its keys, a user or a series with it, which is then not
+applied (the kernel's per-key order, and the state's). Every step is idempotent, so
+Lambda's re-delivery from the lowest failed record repairs it.
 """
 
 from __future__ import annotations
@@ -26,29 +33,43 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from pipelines.adapters.alert_publisher import AlertPublisher, PublishOutcome
-from pipelines.adapters.alert_state import BaselineStore, RecentTransactions, Series
-from pipelines.adapters.dynamo import DynamoWriter, UnprocessedItemsError, WriteRejectedError
+from pipelines.adapters.alert_publisher import AlertPublisher, AlertRejectedError, PublishOutcome
+from pipelines.adapters.alert_state import (
+    BaselineStore,
+    RecentTransactions,
+    Series,
+    StoredBaseline,
+    TransactionHistory,
+    TransactionKey,
+    largest_text,
+)
+from pipelines.adapters.dynamo import (
+    DynamoWriter,
+    FactPut,
+    UnprocessedItemsError,
+    WriteRejectedError,
+)
 from pipelines.adapters.quarantine import Quarantine
 from pipelines.consumers.alerts.planning import AlertPlan, BatchState, evaluate, plan_batch
 from pipelines.consumers.alerts.rules import (
     FRAUD_ALERT,
-    FRAUD_WINDOW_MS,
     METRIC_ANOMALY,
     MetricSample,
-    TxEntry,
+    Transaction,
 )
-from pipelines.consumers.batch import Batch, KinesisBatchKernel
+from pipelines.consumers.alerts.windows import TxEvent, history_span, tx_event
+from pipelines.consumers.batch import Batch, KeyOrderError, KinesisBatchKernel
 from pipelines.consumers.config import AlerterSettings
 from pipelines.consumers.metrics import (
     ALERTS_RAISED,
     ALERTS_SKIPPED_DUPLICATE,
     EVENTS_EVALUATED,
     EVENTS_SKIPPED_REPLAY,
+    RECORDS_BLOCKED,
     RULE,
     MetricsSink,
 )
-from pipelines.errors import MisconfigurationError, TransientError
+from pipelines.errors import InvalidEventError, MisconfigurationError, TransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -56,6 +77,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 _log = logging.getLogger(__name__)
+Known = dict[TransactionKey, list[TxEvent]]
 
 
 class Alerter:
@@ -87,35 +109,82 @@ class Alerter:
     def consume(self, batch: Batch) -> None:
         plans = plan_batch(batch)
         batch.counts.add(EVENTS_SKIPPED_REPLAY, sum(p.replayed for p in plans))
-
-        def live() -> list[AlertPlan]:
-            return [plan for plan in plans if plan.record.error is None]
-
-        batch.block_after_failures()
-        self._record_transactions(batch, live())
-        batch.block_after_failures()
-        state = self._load_state(batch, live())
-        batch.block_after_failures()
-        evaluate(live(), state)
+        self._quarantine_invalid(batch, plans)
+        self._block(batch, plans)
+        known = self._record_transactions(batch, plans)
+        self._block(batch, plans)
+        state = self._load_state(batch, plans, known)
+        self._block(batch, plans)
+        evaluate(plans, state)
         self._publish(batch, plans)
+        self._block(batch, plans)
+        self._save_marks(batch, plans)
         self._save_baselines(batch, plans, state)
+        self._block(batch, plans)
+        live = [p for p in plans if p.record.error is None]
+        batch.counts.add(EVENTS_EVALUATED, sum(len(p.samples) + len(p.transactions) for p in live))
+
+    # --- failures -------------------------------------------------------------------
+
+    def _quarantine_invalid(self, batch: Batch, plans: list[AlertPlan]) -> None:
+        for plan in plans:
+            for delivered, error in plan.invalid:
+                if not batch.quarantine(plan.record, delivered, error):
+                    break
+
+    def _quarantine(self, batch: Batch, plan: AlertPlan, event_id: str, reason: str) -> None:
+        """Quarantine one event of ``plan`` that a sink rejected; forget it in the plan."""
+        delivered = plan.delivered.get(event_id)
+        if delivered is None:  # not one of the plan's own events: nothing to set aside
+            batch.fail(plan.record, TransientError(f"{reason} (event {event_id})"))
+            return
+        if batch.quarantine(plan.record, delivered, InvalidEventError(reason, b"")):
+            plan.drop(event_id)
+
+    @staticmethod
+    def _block(batch: Batch, plans: list[AlertPlan]) -> None:
+        """Fail the records after a failed one that share a key, a user or a series with it."""
         batch.block_after_failures()
-        evaluated = sum(len(p.samples) + len(p.transactions) for p in live())
-        batch.counts.add(EVENTS_EVALUATED, evaluated)
+        failed = _FailedState()
+        for plan in plans:
+            failed.check(batch, plan)
+        batch.block_after_failures()
 
     # --- steps with I/O ---------------------------------------------------------------
 
-    def _record_transactions(self, batch: Batch, plans: list[AlertPlan]) -> None:
+    def _record_transactions(self, batch: Batch, plans: list[AlertPlan]) -> Known:
+        """Write the live transactions; what was known of their transactions before."""
+        txs = [(p, tx) for p in plans if p.record.error is None for tx in p.transactions]
+        if not txs:
+            return {}
+        holders: dict[TransactionKey, list[AlertPlan]] = {}
+        for plan, tx in txs:
+            holders.setdefault((tx.user_id, tx.transaction_id), []).append(plan)
+        try:
+            known = self.transactions.transactions(holders)
+        except MisconfigurationError:
+            raise
+        except Exception as exc:  # fails every record with transactions
+            for plan, _ in txs:
+                batch.fail(plan.record, exc)
+            return {}
+        merged = {key: list(events) for key, events in known.items()}
         owners: dict[tuple[str, ...], list[AlertPlan]] = {}
-        puts = []
-        for plan in plans:
-            for tx in plan.transactions:
-                put = self.transactions.put_for(tx)
-                owners.setdefault(put.key, []).append(plan)
-                puts.append(put)
+        puts: list[FactPut] = []
+        for plan, tx in txs:
+            put = self.transactions.put_for(tx)
+            owners.setdefault(put.key, []).append(plan)
+            puts.append(put)
+            merged[(tx.user_id, tx.transaction_id)].append(tx_event(tx))
+        for key, events in merged.items():
+            put = self.transactions.transaction_put(*key, events)
+            owners[put.key] = holders[key]
+            puts.append(put)
         try:
             self.transactions.record(puts)
-        except (UnprocessedItemsError, WriteRejectedError) as exc:
+        except WriteRejectedError:  # somewhere a value DynamoDB refuses: find it
+            self._record_apart(batch, txs, {key: list(events) for key, events in known.items()})
+        except UnprocessedItemsError as exc:
             for put in exc.unwritten:
                 for plan in owners.get(put.key, []):
                     batch.fail(plan.record, exc)
@@ -125,20 +194,57 @@ class Alerter:
             for owned in owners.values():
                 for plan in owned:
                     batch.fail(plan.record, exc)
+        return known
 
-    def _load_state(self, batch: Batch, plans: list[AlertPlan]) -> BatchState:
+    def _record_apart(
+        self, batch: Batch, txs: list[tuple[AlertPlan, Transaction]], current: Known
+    ) -> None:
+        """Write ``txs`` in halves, and halves of halves, down to the events DynamoDB
+        rejects alone, which are quarantined; ``current`` follows what landed."""
+        txs = [(plan, tx) for plan, tx in txs if plan.record.error is None]
+        if not txs:
+            return
+        grown = {key: list(events) for key, events in current.items()}
+        puts = [self.transactions.put_for(tx) for _, tx in txs]
+        for _, tx in txs:
+            grown[(tx.user_id, tx.transaction_id)].append(tx_event(tx))
+        touched = {(tx.user_id, tx.transaction_id) for _, tx in txs}
+        puts += [self.transactions.transaction_put(*key, grown[key]) for key in touched]
+        try:
+            self.transactions.record(puts)
+        except WriteRejectedError as exc:
+            if len(txs) > 1:
+                half = len(txs) // 2
+                self._record_apart(batch, txs[:half], current)
+                self._record_apart(batch, txs[half:], current)
+                return
+            (plan, tx), code = txs[0], exc.code
+            field, size = largest_text(tx)
+            reason = (
+                f"TransactionRecorded: recent_transactions rejected its items ({code}; its "
+                f"largest field is {field}, {size} bytes): {exc}"
+            )
+            self._quarantine(batch, plan, tx.event_id, reason)
+            return
+        except MisconfigurationError:
+            raise
+        except Exception as exc:  # these records fail; later ones of their users wait
+            for plan, _ in txs:
+                batch.fail(plan.record, exc)
+            return
+        current.update({key: grown[key] for key in touched})
+
+    def _load_state(self, batch: Batch, plans: list[AlertPlan], known: Known) -> BatchState:
         state = BatchState()
-        spans: dict[str, list[int]] = {}
+        live = [p for p in plans if p.record.error is None]
+        times: dict[str, list[int]] = {}
         series: dict[Series, None] = {}
-        for plan in plans:
+        for plan in live:
             for tx in plan.transactions:
-                span = spans.setdefault(tx.user_id, [tx.occurred_at_ms, tx.occurred_at_ms])
-                span[0] = min(span[0], tx.occurred_at_ms)
-                span[1] = max(span[1], tx.occurred_at_ms)
+                times.setdefault(tx.user_id, []).append(tx.occurred_at_ms)
             for sample in plan.samples:
                 series[sample.series] = None
-        # A transaction's previous one matters only within the window: two windows back.
-        jobs = [(user, lo - 2 * FRAUD_WINDOW_MS, hi) for user, (lo, hi) in spans.items()]
+        jobs = [(user, *history_span(ts)) for user, ts in times.items()]
         results = self._map(lambda job: self._history(*job), jobs)
         failed_users: dict[str, BaseException] = {}
         for (user, _, _), result in zip(jobs, results, strict=True):
@@ -148,19 +254,46 @@ class Alerter:
                 failed_users[user] = result
             else:
                 state.histories[user] = result
+        self._add_transactions(state.histories, known, failed_users)
         try:
             state.baselines = self.baselines.load(series)
         except TransientError as exc:
-            for plan in plans:
+            for plan in live:
                 if plan.samples:
                     batch.fail(plan.record, exc)
-        for plan in plans:
-            for tx in plan.transactions:
-                if tx.user_id in failed_users:
-                    batch.fail(plan.record, failed_users[tx.user_id])
+        for plan in live:
+            for user in plan.users & failed_users.keys():
+                batch.fail(plan.record, failed_users[user])
         return state
 
-    def _history(self, user: str, lo: int, hi: int) -> list[TxEntry] | BaseException:
+    def _add_transactions(
+        self,
+        histories: dict[str, TransactionHistory],
+        known: Known,
+        failed_users: dict[str, BaseException],
+    ) -> None:
+        """Complete each history with every event of the transactions it holds."""
+        wanted = {
+            (user, event.transaction_id)
+            for user, history in histories.items()
+            for event in history.events
+        }
+        found = dict(known)
+        try:
+            found.update(self.transactions.transactions(wanted - known.keys()))
+        except MisconfigurationError:
+            raise
+        except Exception as exc:  # every user read fails with it
+            for user in list(histories):
+                failed_users[user] = exc
+                del histories[user]
+            return
+        for (user, _), events in found.items():
+            history = histories.get(user)
+            if history is not None:
+                history.events.extend(events)
+
+    def _history(self, user: str, lo: int, hi: int) -> TransactionHistory | BaseException:
         try:
             return self.transactions.history(user, lo, hi)
         except Exception as exc:  # reported per user
@@ -168,14 +301,22 @@ class Alerter:
 
     def _publish(self, batch: Batch, plans: list[AlertPlan]) -> None:
         counts = batch.counts
+        failed = _FailedState()
         for plan in plans:
+            failed.check(batch, plan)  # judged with the events of a record that failed since?
             if not batch.admit(plan.record):
+                failed.check(batch, plan)
                 continue
             for alert in plan.alerts:
                 try:
                     outcome = self.publisher.publish(alert)
                 except MisconfigurationError:
                     raise
+                except AlertRejectedError as exc:  # poison for the event that raised it
+                    self._quarantine(batch, plan, alert.raised_by_event, str(exc))
+                    if plan.record.error is not None:
+                        break
+                    continue
                 except Exception as exc:  # fails this record; later ones of its keys wait
                     batch.fail(plan.record, exc)
                     break
@@ -186,36 +327,84 @@ class Alerter:
                 self.logger.info(
                     "alert raised",
                     extra={
-                        "correlation_id": alert.event_id,
+                        "correlation_id": alert.raised_by_event,
                         "alert_id": alert.alert_id,
                         "severity": alert.severity,
                         "outcome": outcome.value,
                     },
                 )
+            failed.check(batch, plan)
+
+    def _save_marks(self, batch: Batch, plans: list[AlertPlan]) -> None:
+        """Mark the transactions of the bursts the published records alerted or joined."""
+        owners: dict[tuple[str, ...], list[AlertPlan]] = {}
+        puts: list[FactPut] = []
+        for plan in plans:
+            if plan.record.error is not None:
+                continue
+            for user, mark in plan.marks:
+                put = self.transactions.mark_put(user, mark)
+                owners.setdefault(put.key, []).append(plan)
+                puts.append(put)
+        try:
+            self.transactions.record(puts)
+        except (UnprocessedItemsError, WriteRejectedError) as exc:
+            for put in exc.unwritten:
+                for plan in owners.get(put.key, []):
+                    batch.fail(plan.record, exc)
+        except MisconfigurationError:
+            raise
+        except Exception as exc:  # unknown fate: fail every record with marks
+            for owned in owners.values():
+                for plan in owned:
+                    batch.fail(plan.record, exc)
 
     def _save_baselines(self, batch: Batch, plans: list[AlertPlan], state: BatchState) -> None:
         applied: dict[Series, list[MetricSample]] = {}
         holders: dict[Series, list[AlertPlan]] = {}
+        plan_of: dict[str, AlertPlan] = {}
         for plan in plans:
             for sample in plan.samples:
                 holders.setdefault(sample.series, []).append(plan)
                 if plan.record.error is None:
                     applied.setdefault(sample.series, []).append(sample)
-        jobs = list(applied.items())
-
-        def save(job: tuple[Series, list[MetricSample]]) -> BaseException | None:
-            try:
-                self.baselines.save(job[0], state.baselines[job[0]], job[1])
-            except Exception as exc:  # fails the records holding the series' samples
-                return exc
-            return None
-
-        for (series, _), error in zip(jobs, self._map(save, jobs), strict=True):
-            if isinstance(error, MisconfigurationError):
-                raise error
-            if error is not None:
+                    plan_of[sample.event_id] = plan
+        jobs = [(s, state.baselines[s], samples) for s, samples in applied.items()]
+        for (series, _, _), result in zip(jobs, self._map(self._save_series, jobs), strict=True):
+            if isinstance(result, MisconfigurationError):
+                raise result
+            if isinstance(result, BaseException):
                 for plan in holders[series]:
-                    batch.fail(plan.record, error)
+                    batch.fail(plan.record, result)
+                continue
+            for sample, error in result:
+                reason = (
+                    f"MetricRecorded: metric_baselines rejected the baseline with its value "
+                    f"({error.code}): {error}"
+                )
+                self._quarantine(batch, plan_of[sample.event_id], sample.event_id, reason)
+
+    def _save_series(
+        self, job: tuple[Series, StoredBaseline, list[MetricSample]]
+    ) -> list[tuple[MetricSample, WriteRejectedError]] | BaseException:
+        """Save one series; the samples DynamoDB rejects, found one at a time."""
+        series, stored, samples = job
+        try:
+            self.baselines.save(series, stored, samples)
+            return []
+        except WriteRejectedError:
+            pass
+        except Exception as exc:  # fails the records holding the series' samples
+            return exc
+        rejected = []
+        for sample in samples:
+            try:
+                stored = self.baselines.save(series, stored, [sample])
+            except WriteRejectedError as exc:
+                rejected.append((sample, exc))
+            except Exception as exc:
+                return exc
+        return rejected
 
     def _map(self, fn: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
         if len(jobs) <= 1 or self.concurrency == 1:
@@ -223,6 +412,32 @@ class Alerter:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, "alerter-state")
         return list(self._pool.map(fn, jobs))
+
+
+class _FailedState:
+    """The users and series of the records failed so far, walking a batch in order."""
+
+    __slots__ = ("series", "users")
+
+    def __init__(self) -> None:
+        self.users: set[str] = set()
+        self.series: set[Series] = set()
+
+    def check(self, batch: Batch, plan: AlertPlan) -> None:
+        """Fail ``plan`` if it holds a user or series of an earlier failed record; note its
+        own when it has failed."""
+        if plan.record.error is None and (plan.users & self.users or plan.series & self.series):
+            batch.fail(
+                plan.record,
+                KeyOrderError(
+                    f"record {plan.record.sequence_number} not applied: an earlier record "
+                    "with a user or a metric series of its own failed"
+                ),
+            )
+            batch.counts.add(RECORDS_BLOCKED)
+        if plan.record.error is not None:
+            self.users |= plan.users
+            self.series |= plan.series
 
 
 def build_alerter(

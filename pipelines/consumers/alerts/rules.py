@@ -6,12 +6,21 @@ Metric anomalies (``alert_type = "metric_anomaly"``):
   ``disk_usage`` 90, ``response_time`` 5000 ms, ``error_rate`` 5 %. A value *above*
   the threshold alerts; a value exactly at it does not. The rule is named after the metric.
 * **spike** (``metric_spike``) against the rolling baseline of the same source and
-  metric: the last :data:`BASELINE_WINDOW` samples before this one (by event time).
-  It alerts when the value is above ``SPIKE_FACTOR`` x the mean *and* above mean +
-  ``SPIKE_SIGMAS`` standard deviations, once the baseline holds at least
-  :data:`BASELINE_WARMUP` samples. A sample that already tripped its static threshold
-  does not also raise a spike (one anomaly alert per sample: the threshold is the
-  calibrated, more specific rule).
+  metric *as of the sample's time*: the last :data:`BASELINE_WINDOW` samples before this
+  one by event time (ties by event id), whatever order they arrived in. It alerts when
+  the value is above ``SPIKE_FACTOR`` x the mean *and* above mean + ``SPIKE_SIGMAS``
+  standard deviations, once the baseline holds at least :data:`BASELINE_WARMUP` samples.
+  A sample that already tripped its static threshold does not also raise a spike (one
+  anomaly alert per sample: the threshold is the calibrated, more specific rule).
+
+  The persisted baseline (:class:`Baseline`) keeps the latest :data:`BASELINE_RETAINED`
+  samples, more than a window, so that a sample arriving late still finds the window
+  before it; it also remembers the newest sample it let go (its *horizon*). A sample so
+  late that fewer than a window's samples before it are still kept, with older ones let
+  go, has no known baseline: the spike rule stays silent for it rather than judge it
+  against a partial one, and keeping it does not move the baseline of later samples
+  (it is older than everything kept). Merging is keyed by event id: a sample added
+  twice moves nothing.
 
 Severity of a metric anomaly is the seed article's scale on the sample's value:
 ``critical`` for cpu/memory/error_rate above 95, else ``high`` above 90, ``medium``
@@ -19,14 +28,34 @@ above 80, ``low`` otherwise.
 
 Fraud (``alert_type = "fraud_alert"``, severity ``high`` as in the seed article):
 
-* ``fraud_amount``: amount above 10,000 (exactly 10,000 does not alert);
+* ``fraud_amount``: amount above 10,000 (exactly 10,000 does not alert), once per event;
 * ``fraud_velocity``: more than 5 transactions by one user within 10 minutes;
 * ``fraud_card_testing``: 3 or more declined transactions by one user within 10 minutes.
 
-The window of a transaction at event time ``t`` is ``(t - 10 min, t]``, ties at the
-same millisecond ordered by event id. Velocity and card testing alert on the
-transaction that *takes* the user over the limit (the previous transaction's window
-was within it), so a burst raises one alert, not one per further transaction.
+**Windows, bursts and how a window alert is keyed** (:mod:`.windows` evaluates them).
+The window of a transaction at event time ``t`` is ``(t - 10 min, t]``, ties at the same
+millisecond ordered by event id; a transaction is *over the limit* when its window holds
+more than the rule allows. A user's over-limit transactions, each less than one window
+after the previous one, form a **burst**, and a burst raises **one alert**, however many
+windows and events it spans. A transaction counts once: the events of one
+``transaction_id`` (pending, then completed, say) resolve to the latest by event time,
+then ``aggregate_version``, then event id, and the transaction stands where and as that
+event says.
+
+The alert's id is ``<rule>#<event id>`` of the burst's **first over-limit transaction**
+(the one that took the user over the limit) as the history known when the burst first
+appears determines it; the alert carries that transaction's event id and time.
+
+Events are evaluated one by one in the order they arrive (the shard's order), each
+against the persisted history of every event that arrived before it, as if it had come
+alone: so batch boundaries, KPL aggregation and Lambda's re-deliveries change nothing,
+and a late event that completes a window raises the alert itself, even when the window's
+other transactions were processed long before. Every over-limit transaction of an alerted
+burst is **marked** with the alert's id in the persisted history; a burst holding a marked
+transaction has been alerted, so when a late event makes an earlier transaction the first
+over the limit, extends the burst, or joins it to another, nothing is raised again. The one
+way arrival order still shows: two bursts alerted separately, then joined by a late event,
+keep their two alerts - an alert already sent cannot be taken back.
 """
 
 from __future__ import annotations
@@ -57,8 +86,9 @@ CRITICAL_METRICS = frozenset({"cpu_usage", "memory_usage", "error_rate"})
 METRIC_SPIKE = "metric_spike"
 SPIKE_FACTOR = 2.5
 SPIKE_SIGMAS = 5.0
-BASELINE_WINDOW = 20  # samples kept per source and metric
+BASELINE_WINDOW = 20  # samples a spike is judged against
 BASELINE_WARMUP = 10  # samples needed before the spike rule speaks
+BASELINE_RETAINED = 2 * BASELINE_WINDOW  # samples kept per source and metric
 
 FRAUD_AMOUNT_RULE = "fraud_amount"
 FRAUD_VELOCITY = "fraud_velocity"
@@ -76,24 +106,30 @@ RULES: tuple[str, ...] = (
     FRAUD_VELOCITY,
     FRAUD_CARD_TESTING,
 )
+WINDOW_RULES: tuple[str, ...] = (FRAUD_VELOCITY, FRAUD_CARD_TESTING)
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One rule tripped by one event."""
+    """One rule tripped: by one event, or by one burst of a user's transactions."""
 
     rule: str
     alert_type: str
     severity: str
-    event_id: str
+    event_id: str  # the event the alert is about (a burst's first over-limit transaction)
     subject: str  # the metric source, or the user id
     occurred_at_ms: int
     details: Mapping[str, Any] = field(default_factory=dict)
+    raised_by: str = ""  # the event whose arrival raised it, when not ``event_id``
 
     @property
     def alert_id(self) -> str:
-        """The idempotency key: one alert per rule and event."""
+        """The idempotency key: one alert per rule and event (per burst, for windows)."""
         return f"{self.rule}#{self.event_id}"
+
+    @property
+    def raised_by_event(self) -> str:
+        return self.raised_by or self.event_id
 
 
 class MetricSample(NamedTuple):
@@ -120,14 +156,7 @@ class Transaction(NamedTuple):
     currency: str
     status: str
     occurred_at_ms: int
-
-
-class TxEntry(NamedTuple):
-    """A transaction as the velocity window sees it."""
-
-    occurred_at_ms: int
-    event_id: str
-    declined: bool
+    aggregate_version: int = 0  # 0 when the event carries none
 
 
 # --- metrics -------------------------------------------------------------------------
@@ -149,60 +178,105 @@ def exceeds_threshold(metric_name: str, value: float) -> bool:
     return threshold is not None and value > threshold
 
 
+_SQUARES_SAFE = 1e150  # below this magnitude, squares of differences cannot overflow
+
+
+def mean_and_stddev(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population standard deviation; finite for any finite values, 0 for none."""
+    n = len(values)
+    if not n:
+        return 0.0, 0.0
+    scale = max(abs(v) for v in values)
+    if scale < _SQUARES_SAFE:
+        mean = sum(values) / n
+        return mean, math.sqrt(sum((x - mean) ** 2 for x in values) / n)
+    # Huge values: work on values / scale (each within [-1, 1]), so nothing overflows.
+    scaled = [v / scale for v in values]
+    mean = sum(scaled) / n
+    spread = math.sqrt(sum((x - mean) ** 2 for x in scaled) / n)
+    return mean * scale, spread * scale
+
+
 def is_spike(history: Sequence[float], value: float) -> bool:
     """``value`` is a spike against the samples before it (oldest first)."""
     window = history[-BASELINE_WINDOW:]
-    n = len(window)
-    if n < BASELINE_WARMUP:
+    if len(window) < BASELINE_WARMUP or not math.isfinite(value):
         return False
-    mean = sum(window) / n
-    variance = sum((x - mean) ** 2 for x in window) / n
-    return value > SPIKE_FACTOR * mean and value > mean + SPIKE_SIGMAS * math.sqrt(variance)
+    mean, stddev = mean_and_stddev(window)
+    return value > SPIKE_FACTOR * mean and value > mean + SPIKE_SIGMAS * stddev
+
+
+BaselineSample = tuple[int, str, float]  # (event time ms, event id, value)
 
 
 @dataclass(frozen=True, slots=True)
 class Baseline:
     """The latest samples of one source and metric, oldest first: ``(ms, event_id, value)``.
 
-    Merging is keyed by event id, so adding a sample twice does not move the baseline.
+    ``horizon`` is the ``(ms, event id)`` of the newest sample let go to keep at most
+    :data:`BASELINE_RETAINED`; ``None`` while none was. Merging is keyed by event id, so
+    adding a sample twice does not move the baseline.
     """
 
-    samples: tuple[tuple[int, str, float], ...] = ()
+    samples: tuple[BaselineSample, ...] = ()
+    horizon: tuple[int, str] | None = None
 
-    def values_before(self, order: tuple[int, str]) -> list[float]:
-        """The values of the samples strictly before ``order`` (event time, event id)."""
-        return [v for ms, eid, v in self.samples if (ms, eid) < order]
+    def values_before(self, order: tuple[int, str]) -> list[float] | None:
+        """The last :data:`BASELINE_WINDOW` values strictly before ``order`` (event time,
+        event id), oldest first; ``None`` when that window is no longer known (fewer are
+        kept before ``order`` and older samples were let go)."""
+        before = [v for ms, eid, v in self.samples if (ms, eid) < order]
+        if len(before) < BASELINE_WINDOW and self.horizon is not None:
+            return None
+        return before[-BASELINE_WINDOW:]
 
     def merged(self, samples: Iterable[MetricSample]) -> Baseline:
-        """This baseline with ``samples`` added, keeping the latest :data:`BASELINE_WINDOW`."""
+        """This baseline with ``samples`` added (non-finite values are not), keeping the
+        latest :data:`BASELINE_RETAINED`; ``self`` when that changes nothing."""
         known = {eid for _, eid, _ in self.samples}
-        added = [
-            (s.occurred_at_ms, s.event_id, s.value) for s in samples if s.event_id not in known
-        ]
+        added = {
+            s.event_id: (s.occurred_at_ms, s.event_id, float(s.value))
+            for s in samples
+            if s.event_id not in known and math.isfinite(s.value)
+        }
         if not added:
             return self
-        return Baseline(tuple(sorted([*self.samples, *added])[-BASELINE_WINDOW:]))
+        everything = sorted([*self.samples, *added.values()])
+        kept = tuple(everything[-BASELINE_RETAINED:])
+        horizon = self.horizon
+        dropped = everything[: len(everything) - len(kept)]
+        if dropped:
+            newest = (dropped[-1][0], dropped[-1][1])
+            horizon = newest if horizon is None else max(horizon, newest)
+        if kept == self.samples and horizon == self.horizon:
+            return self  # only samples older than everything kept: let go at once
+        return Baseline(kept, horizon)
+
+    def without(self, event_ids: Iterable[str]) -> Baseline:
+        """This baseline without the samples of ``event_ids`` (what it was before them)."""
+        gone = set(event_ids)
+        if not gone or not any(eid in gone for _, eid, _ in self.samples):
+            return self
+        return Baseline(tuple(s for s in self.samples if s[1] not in gone), self.horizon)
 
     @property
     def mean(self) -> float:
-        return sum(v for _, _, v in self.samples) / len(self.samples) if self.samples else 0.0
+        return mean_and_stddev([v for _, _, v in self.samples])[0]
 
     @property
     def stddev(self) -> float:
-        if not self.samples:
-            return 0.0
-        mean = self.mean
-        return math.sqrt(sum((v - mean) ** 2 for _, _, v in self.samples) / len(self.samples))
+        return mean_and_stddev([v for _, _, v in self.samples])[1]
 
 
-def metric_alerts(sample: MetricSample, history: Sequence[float]) -> list[Alert]:
-    """The anomaly alerts of one sample, given the values before it (oldest first)."""
+def metric_alerts(sample: MetricSample, history: Sequence[float] | None) -> list[Alert]:
+    """The anomaly alerts of one sample, given the values before it (oldest first);
+    ``history`` is ``None`` when the baseline as of the sample is not known."""
     name, value = sample.metric_name, sample.value
     if exceeds_threshold(name, value):
         rule, details = name, {"threshold": THRESHOLDS[name]}
-    elif is_spike(history, value):
+    elif history is not None and is_spike(history, value):
         window = history[-BASELINE_WINDOW:]
-        mean = sum(window) / len(window)
+        mean = mean_and_stddev(window)[0]
         rule, details = METRIC_SPIKE, {"baseline_mean": round(mean, 6), "samples": len(window)}
     else:
         return []
@@ -222,43 +296,14 @@ def metric_alerts(sample: MetricSample, history: Sequence[float]) -> list[Alert]
 # --- transactions ----------------------------------------------------------------------
 
 
-def window_counts(entries: Sequence[TxEntry], window_ms: int = FRAUD_WINDOW_MS) -> list[int]:
-    """For each entry (sorted), how many entries fall in ``(t - window, t]`` up to itself."""
-    counts = []
-    start = 0
-    for i, entry in enumerate(entries):
-        while entries[start].occurred_at_ms <= entry.occurred_at_ms - window_ms:
-            start += 1
-        counts.append(i - start + 1)
-    return counts
+def transaction_alerts(tx: Transaction) -> list[Alert]:
+    """The alerts of one transaction event on its own: the amount rule.
 
-
-def crossings(entries: Sequence[TxEntry], limit: int, window_ms: int = FRAUD_WINDOW_MS) -> set[str]:
-    """Event ids of the entries whose window count goes above ``limit`` (from at most it)."""
-    counts = window_counts(entries, window_ms)
-    return {
-        entry.event_id
-        for i, entry in enumerate(entries)
-        if counts[i] > limit and (i == 0 or counts[i - 1] <= limit)
-    }
-
-
-def fraud_rules_by_event(history: Iterable[TxEntry]) -> dict[str, list[str]]:
-    """Velocity and card-testing rules per event id, over one user's transaction history."""
-    entries = sorted(set(history))
-    declines = [e for e in entries if e.declined]
-    found: dict[str, list[str]] = {}
-    for event_id in crossings(entries, VELOCITY_MAX_TRANSACTIONS):
-        found.setdefault(event_id, []).append(FRAUD_VELOCITY)
-    for event_id in crossings(declines, CARD_TESTING_DECLINES - 1):
-        found.setdefault(event_id, []).append(FRAUD_CARD_TESTING)
-    return found
-
-
-def transaction_alerts(tx: Transaction, window_rules: Sequence[str] = ()) -> list[Alert]:
-    """The fraud alerts of one transaction; ``window_rules`` from :func:`fraud_rules_by_event`."""
-    rules = [FRAUD_AMOUNT_RULE] if tx.amount > FRAUD_AMOUNT else []
-    rules.extend(window_rules)
+    The window rules (velocity, card testing) are a user's, not an event's:
+    :mod:`.windows`.
+    """
+    if not (tx.amount.is_finite() and tx.amount > FRAUD_AMOUNT):
+        return []
     details = {
         "user_id": tx.user_id,
         "transaction_id": tx.transaction_id,
@@ -267,10 +312,13 @@ def transaction_alerts(tx: Transaction, window_rules: Sequence[str] = ()) -> lis
         "status": tx.status,
     }
     return [
-        Alert(rule, FRAUD_ALERT, HIGH, tx.event_id, tx.user_id, tx.occurred_at_ms, details)
-        for rule in rules
+        Alert(
+            FRAUD_AMOUNT_RULE,
+            FRAUD_ALERT,
+            HIGH,
+            tx.event_id,
+            tx.user_id,
+            tx.occurred_at_ms,
+            details,
+        )
     ]
-
-
-def tx_entry(tx: Transaction) -> TxEntry:
-    return TxEntry(tx.occurred_at_ms, tx.event_id, tx.status == DECLINED)
