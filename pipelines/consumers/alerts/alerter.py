@@ -153,7 +153,12 @@ class Alerter:
     # --- steps with I/O ---------------------------------------------------------------
 
     def _record_transactions(self, batch: Batch, plans: list[AlertPlan]) -> Known:
-        """Write the live transactions; what was known of their transactions before."""
+        """Write the live transactions; what was known of their transactions before.
+
+        Two steps: every event's own item first, isolating (and quarantining) an event whose
+        item DynamoDB rejects; then each transaction's item, holding only the events whose
+        own items landed, so a rejected event never counts in a window.
+        """
         txs = [(p, tx) for p in plans if p.record.error is None for tx in p.transactions]
         if not txs:
             return {}
@@ -168,22 +173,37 @@ class Alerter:
             for plan, _ in txs:
                 batch.fail(plan.record, exc)
             return {}
+        self._record_events(batch, txs)
+        plans_with_txs = list({id(p): p for p, _ in txs}.values())
+        landed = [
+            (plan, tx)
+            for plan in plans_with_txs
+            if plan.record.error is None
+            for tx in plan.transactions
+        ]
         merged = {key: list(events) for key, events in known.items()}
+        for _, tx in landed:
+            merged[(tx.user_id, tx.transaction_id)].append(tx_event(tx))
+        owners: dict[tuple[str, ...], list[AlertPlan]] = {}
+        puts: list[FactPut] = []
+        for key in dict.fromkeys((tx.user_id, tx.transaction_id) for _, tx in landed):
+            put = self.transactions.transaction_put(*key, merged[key])
+            owners[put.key] = holders[key]
+            puts.append(put)
+        self._write(batch, puts, owners)
+        return known
+
+    def _record_events(self, batch: Batch, txs: list[tuple[AlertPlan, Transaction]]) -> None:
         owners: dict[tuple[str, ...], list[AlertPlan]] = {}
         puts: list[FactPut] = []
         for plan, tx in txs:
             put = self.transactions.put_for(tx)
             owners.setdefault(put.key, []).append(plan)
             puts.append(put)
-            merged[(tx.user_id, tx.transaction_id)].append(tx_event(tx))
-        for key, events in merged.items():
-            put = self.transactions.transaction_put(*key, events)
-            owners[put.key] = holders[key]
-            puts.append(put)
         try:
             self.transactions.record(puts)
         except WriteRejectedError:  # somewhere a value DynamoDB refuses: find it
-            self._record_apart(batch, txs, {key: list(events) for key, events in known.items()})
+            self._record_apart(batch, txs)
         except UnprocessedItemsError as exc:
             for put in exc.unwritten:
                 for plan in owners.get(put.key, []):
@@ -194,29 +214,37 @@ class Alerter:
             for owned in owners.values():
                 for plan in owned:
                     batch.fail(plan.record, exc)
-        return known
 
-    def _record_apart(
-        self, batch: Batch, txs: list[tuple[AlertPlan, Transaction]], current: Known
+    def _write(
+        self, batch: Batch, puts: list[FactPut], owners: dict[tuple[str, ...], list[AlertPlan]]
     ) -> None:
-        """Write ``txs`` in halves, and halves of halves, down to the events DynamoDB
-        rejects alone, which are quarantined; ``current`` follows what landed."""
+        """Write ``puts``; a put that did not land fails the records that own it."""
+        try:
+            self.transactions.record(puts)
+        except (UnprocessedItemsError, WriteRejectedError) as exc:
+            for put in exc.unwritten:
+                for plan in owners.get(put.key, []):
+                    batch.fail(plan.record, exc)
+        except MisconfigurationError:
+            raise
+        except Exception as exc:  # unknown fate: fail every record that owns a put
+            for owned in owners.values():
+                for plan in owned:
+                    batch.fail(plan.record, exc)
+
+    def _record_apart(self, batch: Batch, txs: list[tuple[AlertPlan, Transaction]]) -> None:
+        """Write the events' own items in halves, and halves of halves, down to the events
+        DynamoDB rejects alone, which are quarantined."""
         txs = [(plan, tx) for plan, tx in txs if plan.record.error is None]
         if not txs:
             return
-        grown = {key: list(events) for key, events in current.items()}
-        puts = [self.transactions.put_for(tx) for _, tx in txs]
-        for _, tx in txs:
-            grown[(tx.user_id, tx.transaction_id)].append(tx_event(tx))
-        touched = {(tx.user_id, tx.transaction_id) for _, tx in txs}
-        puts += [self.transactions.transaction_put(*key, grown[key]) for key in touched]
         try:
-            self.transactions.record(puts)
+            self.transactions.record([self.transactions.put_for(tx) for _, tx in txs])
         except WriteRejectedError as exc:
             if len(txs) > 1:
                 half = len(txs) // 2
-                self._record_apart(batch, txs[:half], current)
-                self._record_apart(batch, txs[half:], current)
+                self._record_apart(batch, txs[:half])
+                self._record_apart(batch, txs[half:])
                 return
             (plan, tx), code = txs[0], exc.code
             field, size = largest_text(tx)
@@ -225,14 +253,11 @@ class Alerter:
                 f"largest field is {field}, {size} bytes): {exc}"
             )
             self._quarantine(batch, plan, tx.event_id, reason)
-            return
         except MisconfigurationError:
             raise
         except Exception as exc:  # these records fail; later ones of their users wait
             for plan, _ in txs:
                 batch.fail(plan.record, exc)
-            return
-        current.update({key: grown[key] for key in touched})
 
     def _load_state(self, batch: Batch, plans: list[AlertPlan], known: Known) -> BatchState:
         state = BatchState()
