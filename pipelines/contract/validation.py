@@ -50,6 +50,7 @@ MAX_KEY_BYTES = 1024
 TRANSACTION_STATUSES = frozenset({"pending", "completed", "declined", "refunded"})
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_is_uuid = _UUID.fullmatch
 # A string this short fits MAX_KEY_BYTES whatever its characters (at most 4 bytes each).
 _SURELY_SHORT = MAX_KEY_BYTES // 4
 # decimal(18,4): what the unscaled value may reach, as a bound on the scaled one.
@@ -78,12 +79,36 @@ def latest_accepted(now: datetime) -> datetime:
 
 
 def check(event: DecodedEvent, latest: datetime) -> None:
-    """:func:`validate`, given :func:`latest_accepted` (computed once for many events)."""
+    """:func:`validate`, given :func:`latest_accepted` (computed once for many events).
+
+    The common case, an event that keeps the contract, is one expression; any doubt goes to
+    :func:`_explain`, which checks each rule in turn and raises naming the field.
+    """
+    record = event.record
+    metadata = record["metadata"]
+    rules = _RULES.get(event.event_type)
+    aggregate_id = metadata["aggregate_id"]
+    version = metadata["aggregate_version"]
+    if (
+        rules is None
+        or _is_uuid(metadata["event_id"]) is None
+        or record[rules[0]] != aggregate_id
+        or not aggregate_id
+        or len(aggregate_id) > _SURELY_SHORT
+        or not EVENT_TIME_FLOOR <= metadata["occurred_at"] <= latest
+        or (version is not None and not 1 <= version <= MAX_AGGREGATE_VERSION)
+        or (rules[1] is not None and not rules[1](record))
+    ):
+        _explain(event, latest)
+
+
+def _explain(event: DecodedEvent, latest: datetime) -> None:
+    """Check every rule in turn; raise :class:`ContractViolationError` at the first broken."""
     record = event.record
     metadata = record["metadata"]
     event_type = event.event_type
     event_id = metadata["event_id"]
-    if len(event_id) != 36 or _UUID.fullmatch(event_id) is None:
+    if len(event_id) != 36 or _is_uuid(event_id) is None:
         raise ContractViolationError(
             event_type, "metadata.event_id", f"is not a UUID: {_shown(event_id)}"
         )
@@ -167,4 +192,28 @@ _BODY_RULES: dict[str, Callable[[str, Mapping[str, Any]], None]] = {
     "MetricRecorded": _metric,
     "TransactionRecorded": _transaction,
     "ImageLabeled": _image,
+}
+
+
+# The fast path's view of the body rules: whether a body keeps them, without the why.
+def _metric_ok(record: Mapping[str, Any]) -> bool:
+    return isfinite(record["value"])
+
+
+def _transaction_ok(record: Mapping[str, Any]) -> bool:
+    return 0 <= record["amount"] < _AMOUNT_LIMIT and record["status"] in TRANSACTION_STATUSES
+
+
+def _image_ok(record: Mapping[str, Any]) -> bool:
+    return all(isfinite(c := label["confidence"]) and 0 <= c <= 100 for label in record["labels"])
+
+
+_BODY_OK: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "MetricRecorded": _metric_ok,
+    "TransactionRecorded": _transaction_ok,
+    "ImageLabeled": _image_ok,
+}
+# Per event type: the body field that is the aggregate id, and the body's fast check.
+_RULES: dict[str, tuple[str, Callable[[Mapping[str, Any]], bool] | None]] = {
+    event_type: (field, _BODY_OK.get(event_type)) for event_type, field in AGGREGATE_FIELD.items()
 }

@@ -2,7 +2,9 @@
 
 Target: validation under 10% of decode time. The same 100,000 simulated events, decoded
 from their user records with the collector paused (as the kernel decodes), with and
-without :func:`pipelines.contract.validation.validate`; CPU time, median of five rounds.
+without :func:`pipelines.contract.validation.check` right after each decode, as the decode
+path does; CPU time, median of seven rounds. The last figure checks events decoded long
+before (the whole list, out of the CPU caches): what validating costs when its reads miss.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pipelines_local.simulator import simulate
 from tests.benchmarks.timing import median_cpu, pin_one_core
 
 N_EVENTS = 100_000
-ROUNDS = 5
+ROUNDS = 7
 
 
 def main() -> None:
@@ -27,21 +29,27 @@ def main() -> None:
     for event in decoded:
         validate(event, now)  # every simulated event keeps the contract
 
+    def decode_only() -> None:
+        decode = codec.decode
+        for data in encoded:
+            decode(data)
+
     def decode_and_validate() -> None:
+        decode = codec.decode
         latest = latest_accepted(datetime.now(UTC))
         for data in encoded:
-            check(codec.decode(data), latest)
+            check(decode(data), latest)
 
-    t_decode = median_cpu(ROUNDS, lambda: [codec.decode(b) for b in encoded], gc_paused=True)
+    t_decode = median_cpu(ROUNDS, decode_only, gc_paused=True)
     t_both = median_cpu(ROUNDS, decode_and_validate, gc_paused=True)
     latest = latest_accepted(now)
     t_validate = median_cpu(ROUNDS, lambda: [check(e, latest) for e in decoded], gc_paused=True)
     rows = [
         ("decode", f"{N_EVENTS / t_decode:,.0f} events/s", ""),
         ("decode + validate", f"{N_EVENTS / t_both:,.0f} events/s", ""),
-        ("validate alone", f"{t_validate / N_EVENTS * 1e6:.2f} µs/event", ""),
-        ("validation / decode time", f"{t_validate / t_decode:.1%}", "< 10%"),
-        ("  measured as the difference", f"{(t_both - t_decode) / t_decode:.1%}", ""),
+        ("validation / decode time", f"{(t_both - t_decode) / t_decode:.1%}", "< 10%"),
+        ("  validation per event", f"{(t_both - t_decode) / N_EVENTS * 1e6:.2f} µs", ""),
+        ("  validate over decoded events", f"{t_validate / N_EVENTS * 1e6:.2f} µs/event", ""),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{N_EVENTS:,} simulated events (seed 1), one core, CPU time, median of {ROUNDS}")
