@@ -204,7 +204,7 @@ def test_every_good_event_reaches_every_sink_once_and_every_bad_one_is_quarantin
     n = itertools.count(1)
     for batch in batches:
         records = []
-        for entries in batch:
+        for entries in _fitting(batch):
             seq = next(n)
             items: list[tuple[str, bytes]] = []
             for sub, (what, which) in enumerate(entries):
@@ -250,6 +250,21 @@ def test_every_good_event_reaches_every_sink_once_and_every_bad_one_is_quarantin
         for consumer in by:
             expected[(consumer, coordinates)] = data
     assert quarantined == expected
+
+
+def _fitting(batch: list[list[tuple[str, int]]]) -> list[list[tuple[str, int]]]:
+    """The batch's records, an aggregate split where its big items would not fit 1 MiB."""
+    big = next(i for i, (name, _, _) in enumerate(BAD) if name == "item over 400 KB")
+    out = []
+    for entries in batch:
+        current: list[tuple[str, int]] = []
+        for entry in entries:
+            if entry == ("bad", big) and ("bad", big) in current:
+                out.append(current)
+                current = []
+            current.append(entry)
+        out.append(current)
+    return out
 
 
 def _lake_ids(root: Path) -> list[str]:

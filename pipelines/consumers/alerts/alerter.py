@@ -29,7 +29,7 @@ Lambda's re-delivery from the lowest failed record repairs it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -200,37 +200,46 @@ class Alerter:
             put = self.transactions.put_for(tx)
             owners.setdefault(put.key, []).append(plan)
             puts.append(put)
-        try:
-            self.transactions.record(puts)
-        except WriteRejectedError:  # somewhere a value DynamoDB refuses: find it
-            self._record_apart(batch, txs)
-        except UnprocessedItemsError as exc:
-            for put in exc.unwritten:
-                for plan in owners.get(put.key, []):
-                    batch.fail(plan.record, exc)
-        except MisconfigurationError:
-            raise
-        except Exception as exc:  # unknown fate: fail every record with transactions
-            for owned in owners.values():
-                for plan in owned:
-                    batch.fail(plan.record, exc)
+        if not self._write(batch, puts, owners, rejected_fails=False):
+            self._record_apart(batch, txs)  # somewhere a value DynamoDB refuses: find it
 
     def _write(
-        self, batch: Batch, puts: list[FactPut], owners: dict[tuple[str, ...], list[AlertPlan]]
-    ) -> None:
-        """Write ``puts``; a put that did not land fails the records that own it."""
+        self,
+        batch: Batch,
+        puts: list[FactPut],
+        owners: dict[tuple[str, ...], list[AlertPlan]],
+        *,
+        rejected_fails: bool = True,
+    ) -> bool:
+        """Write ``puts``; a put that did not land fails the records that own it.
+
+        False, and nothing failed, when DynamoDB rejected a value and ``rejected_fails`` is
+        off: the caller isolates the rejected ones.
+        """
         try:
             self.transactions.record(puts)
-        except (UnprocessedItemsError, WriteRejectedError) as exc:
-            for put in exc.unwritten:
-                for plan in owners.get(put.key, []):
-                    batch.fail(plan.record, exc)
+        except WriteRejectedError as exc:
+            if not rejected_fails:
+                return False
+            self._fail_owners(batch, exc.unwritten, owners, exc)
+        except UnprocessedItemsError as exc:
+            self._fail_owners(batch, exc.unwritten, owners, exc)
         except MisconfigurationError:
             raise
         except Exception as exc:  # unknown fate: fail every record that owns a put
-            for owned in owners.values():
-                for plan in owned:
-                    batch.fail(plan.record, exc)
+            self._fail_owners(batch, puts, owners, exc)
+        return True
+
+    @staticmethod
+    def _fail_owners(
+        batch: Batch,
+        puts: Sequence[FactPut],
+        owners: dict[tuple[str, ...], list[AlertPlan]],
+        error: BaseException,
+    ) -> None:
+        for put in puts:
+            for plan in owners.get(put.key, []):
+                batch.fail(plan.record, error)
 
     def _record_apart(self, batch: Batch, txs: list[tuple[AlertPlan, Transaction]]) -> None:
         """Write the events' own items in halves, and halves of halves, down to the events
@@ -371,18 +380,7 @@ class Alerter:
                 put = self.transactions.mark_put(user, mark)
                 owners.setdefault(put.key, []).append(plan)
                 puts.append(put)
-        try:
-            self.transactions.record(puts)
-        except (UnprocessedItemsError, WriteRejectedError) as exc:
-            for put in exc.unwritten:
-                for plan in owners.get(put.key, []):
-                    batch.fail(plan.record, exc)
-        except MisconfigurationError:
-            raise
-        except Exception as exc:  # unknown fate: fail every record with marks
-            for owned in owners.values():
-                for plan in owned:
-                    batch.fail(plan.record, exc)
+        self._write(batch, puts, owners)
 
     def _save_baselines(self, batch: Batch, plans: list[AlertPlan], state: BatchState) -> None:
         applied: dict[Series, list[MetricSample]] = {}
