@@ -34,3 +34,18 @@ def median_cpu(rounds: int, fn: Callable[[], object], *, gc_paused: bool = False
             times.append(time.process_time() - start)
             gc.enable()
     return statistics.median(times)
+
+
+def paired_cpu(
+    rounds: int, a: Callable[[], object], b: Callable[[], object], *, gc_paused: bool = False
+) -> tuple[float, float]:
+    """Median CPU times of ``a`` and ``b``, run in alternating rounds.
+
+    For comparing two variants of the same work: whatever slows the machine down for a
+    while (a neighbour, a frequency change) falls on both alike.
+    """
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        for fn, out in ((a, times[0]), (b, times[1])):
+            out.append(median_cpu(1, fn, gc_paused=gc_paused))
+    return statistics.median(times[0]), statistics.median(times[1])
