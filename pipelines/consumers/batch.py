@@ -151,8 +151,21 @@ class Batch:
                 live.append(record)
         return live
 
+    def first_error(self) -> BaseException | None:
+        """The error of the first record that failed so far, if any."""
+        return next((r.error for r in self.records if r.error is not None), None)
+
     def fail_all(self, error: BaseException) -> None:
-        """Fail every record (a consumer whose writes are all or nothing)."""
+        """Fail every record (a consumer whose writes are all or nothing), logged once."""
+        if self.records:
+            self._kernel.log.warning(
+                "batch failed; every record reported for re-delivery",
+                extra={
+                    "first_sequence_number": self.records[0].sequence_number,
+                    "records": len(self.records),
+                    "error": f"{type(error).__name__}: {error}",
+                },
+            )
         for record in self.records:
             self.fail(record, error)
 

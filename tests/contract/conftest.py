@@ -10,6 +10,7 @@ botocore), so the suites assert what an adapter does against the real table shap
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,14 +45,29 @@ class Backend:
 def backend(
     request: pytest.FixtureRequest, deployed: DeployedStack, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Backend]:
-    for function in FUNCTIONS:  # read what the deployment holds while it can be reached
-        deployed.function_config(function)
-    assert deployed.table_definitions
     if request.param == "emulator":
+        remember_deployment(deployed)
         yield Backend(
             "emulator", lambda s: deployed.workspace.client(s, config=NO_SDK_RETRIES), deployed
         )
         return
+    with in_process(deployed, monkeypatch) as client:
+        yield Backend("in_process", client, deployed)
+
+
+def remember_deployment(deployed: DeployedStack) -> None:
+    """Read what the deployment holds (functions, tables) while it can still be reached."""
+    for function in FUNCTIONS:
+        deployed.function_config(function)
+    assert deployed.table_definitions
+
+
+@contextmanager
+def in_process(
+    deployed: DeployedStack, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], Any]]:
+    """moto in-process for the duration; yields a client factory bound to it."""
+    remember_deployment(deployed)
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -60,8 +76,4 @@ def backend(
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        yield Backend(
-            "in_process",
-            lambda s: boto3.client(s, region_name=_REGION, config=NO_SDK_RETRIES),
-            deployed,
-        )
+        yield lambda s: boto3.client(s, region_name=_REGION, config=NO_SDK_RETRIES)

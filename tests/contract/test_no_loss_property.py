@@ -24,14 +24,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from botocore.config import Config
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from pipelines.adapters.quarantine import Quarantine
 from pipelines.consumers.alerts.alerter import build_alerter
@@ -49,12 +46,11 @@ from pipelines.consumers.projector.projector import build_projector
 from pipelines.contract.codec import encode_event
 from pipelines.contract.events import new_event
 from pipelines.stream.aggregation import Aggregator
+from tests.contract.conftest import in_process
 from tests.hostile import forge
 from tests.kinesis_events import kinesis_record
 from tests.stack import FAST_WRITE_RETRIES, DeployedStack
 
-_REGION = "us-east-1"
-_NO_SDK_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
 NOW = datetime.now(UTC).replace(microsecond=0)
 CONSUMERS = ("projector", "alerter", "lake-writer", "archiver")
 
@@ -138,10 +134,9 @@ _BATCHES = st.lists(st.lists(_RECORD, min_size=1, max_size=6), min_size=1, max_s
 class Pipeline:
     """Every consumer on copies of the deployed stores, in one moto in-process backend."""
 
-    def __init__(self, deployed: DeployedStack, lake_root: Path) -> None:
-        def client(service: str) -> Any:
-            return boto3.client(service, region_name=_REGION, config=_NO_SDK_RETRIES)
-
+    def __init__(
+        self, deployed: DeployedStack, lake_root: Path, client: Callable[[str], Any]
+    ) -> None:
         self.s3 = client("s3")
         self.dynamodb = client("dynamodb")
         envs = {name: deployed.isolated(name, client=client).env for name in CONSUMERS}
@@ -169,18 +164,8 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(deployed: DeployedStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    for function in CONSUMERS:
-        deployed.function_config(function)
-    assert deployed.table_definitions
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": _REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield Pipeline(deployed, tmp_path / "lake")
+    with in_process(deployed, monkeypatch) as client:
+        yield Pipeline(deployed, tmp_path / "lake", client)
 
 
 _SHARDS = itertools.count()

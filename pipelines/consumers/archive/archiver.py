@@ -36,8 +36,6 @@ from pipelines.errors import MisconfigurationError
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-_log = logging.getLogger(__name__)
-
 
 class ObjectSink(Protocol):
     """What the archiver needs of an object store (:class:`S3Objects`, or a local folder)."""
@@ -83,20 +81,18 @@ class Archiver:
         *,
         bucket: str,
         prefix: str = "events",
-        logger: logging.Logger | Any = None,
     ) -> None:
         self.store = store
         self.bucket = bucket
         self.prefix = prefix
-        self.logger = logger or _log
 
     def consume(self, batch: Batch) -> list[str]:
         """Archive the batch; returns ``bucket/key`` of every object written."""
         if not batch.records:
             return []
-        failed = next((r.error for r in batch.records if r.error is not None), None)
+        failed = batch.first_error()
         if failed is not None:  # all or nothing: the retry must see the same range
-            self._fail(batch, failed)
+            batch.fail_all(failed)
             return []
         arrivals = batch_arrivals(batch)
         try:
@@ -106,7 +102,7 @@ class Archiver:
         except MisconfigurationError:
             raise
         except Exception as exc:  # all or nothing: the retry rewrites the same keys
-            self._fail(batch, exc)
+            batch.fail_all(exc)
             return []
         events = sum(f.events for f in files)
         batch.counts.add(EVENTS_ARCHIVED, events)
@@ -114,17 +110,6 @@ class Archiver:
         decoded = sum(1 for a in arrivals if a.event is not None and a.poison is None)
         batch.counts.add(EVENTS_NOT_ARCHIVED_REPLAYED, decoded - events)
         return [f"{bucket}/{key}" for bucket, key, _ in writes]
-
-    def _fail(self, batch: Batch, error: BaseException) -> None:
-        self.logger.warning(
-            "batch failed; every record reported for re-delivery",
-            extra={
-                "first_sequence_number": batch.records[0].sequence_number,
-                "records": len(batch.records),
-                "error": f"{type(error).__name__}: {error}",
-            },
-        )
-        batch.fail_all(error)
 
 
 def build_archiver(
@@ -136,7 +121,7 @@ def build_archiver(
 ) -> KinesisBatchKernel:
     """The archiver on the batch kernel, for ``settings``'s buckets."""
     archiver = Archiver(
-        S3Objects(s3), bucket=settings.archive_bucket, prefix=settings.archive_prefix, logger=logger
+        S3Objects(s3), bucket=settings.archive_bucket, prefix=settings.archive_prefix
     )
     quarantine = Quarantine(s3, settings.quarantine_bucket, settings.service_name)
     return KinesisBatchKernel(archiver, quarantine, logger=logger, metrics=metrics)

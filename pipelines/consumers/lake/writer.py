@@ -31,8 +31,6 @@ from pipelines.stream.records import Delivered
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
-_log = logging.getLogger(__name__)
-
 
 class LakeWriter:
     """Writes decoded batches to the lake."""
@@ -45,20 +43,18 @@ class LakeWriter:
         *,
         lake_bucket: str,
         tables: LakeTables | None = None,
-        logger: logging.Logger | Any = None,
     ) -> None:
         self.store = store
         self.lake_bucket = lake_bucket
         self.tables = tables or LakeTables()
-        self.logger = logger or _log
 
     def consume(self, batch: Batch) -> list[str]:
         """Write the batch; returns ``bucket/key`` of every object written."""
         if not batch.records:
             return []
-        failed = next((r.error for r in batch.records if r.error is not None), None)
+        failed = batch.first_error()
         if failed is not None:  # all or nothing: the retry must see the same range
-            self._fail(batch, failed)
+            batch.fail_all(failed)
             return []
         events: list[tuple[BatchRecord, Delivered]] = [
             (record, delivered) for record in batch.records for delivered in record.events
@@ -68,30 +64,19 @@ class LakeWriter:
             for row in built.rejected:  # the lake's own poison: kept with its bytes and why
                 record, delivered = events[row.position]
                 batch.quarantine(record, delivered, InvalidEventError(row.reason, b""))
-            failed = next((r.error for r in batch.records if r.error is not None), None)
+            failed = batch.first_error()
             if failed is not None:  # poison the quarantine did not take
-                self._fail(batch, failed)
+                batch.fail_all(failed)
                 return []
             writes = [(self.lake_bucket, f.key, f.data) for f in built.files]
             self.store.put_all(writes)
         except MisconfigurationError:
             raise
         except Exception as exc:  # all or nothing: the retry rewrites the same keys
-            self._fail(batch, exc)
+            batch.fail_all(exc)
             return []
         batch.counts.add(EVENTS_WRITTEN, sum(f.events for f in built.files))
         return [f"{bucket}/{key}" for bucket, key, _ in writes]
-
-    def _fail(self, batch: Batch, error: BaseException) -> None:
-        self.logger.warning(
-            "batch failed; every record reported for re-delivery",
-            extra={
-                "first_sequence_number": batch.records[0].sequence_number,
-                "records": len(batch.records),
-                "error": f"{type(error).__name__}: {error}",
-            },
-        )
-        batch.fail_all(error)
 
 
 def build_lake_writer(
@@ -107,6 +92,5 @@ def build_lake_writer(
         ObjectStore(filesystem, concurrency=settings.write_concurrency),
         lake_bucket=settings.lake_bucket,
         tables=LakeTables(compression=settings.compression),
-        logger=logger,
     )
     return KinesisBatchKernel(writer, quarantine, logger=logger, metrics=metrics)

@@ -210,10 +210,10 @@ def written_item(write: Write) -> Item:
         return write.item
     if isinstance(write, FieldMerge):
         return write.item
+    # ``_update`` names the attribute of value ``:x`` by ``#x`` (``:v`` and ``#v`` included).
     item = dict(write.key)
     for placeholder, value in write.values.items():
-        name = write.names["#v" if placeholder == ":v" else "#" + placeholder[1:]]
-        item[name] = value
+        item[write.names["#" + placeholder[1:]]] = value
     return item
 
 
