@@ -1,14 +1,13 @@
 """Glue columns for the lake, derived from the Avro schemas (``make catalog``).
 
-The lake writes one Parquet dataset per event type. Its Glue table has the event metadata
-flattened into top-level columns, then the event's body fields, with the Hive types of the
-Arrow types the lake writer stores (:mod:`pipelines.consumers.lake.schema`, the one walk of
-the Avro type tree). Terraform reads the result from
-``terraform/modules/catalog/tables.json``, which is generated here and committed, so
-applying the stack needs no Python; a unit test fails when the committed file and the
-schemas drift apart. Each table's partition projection starts at the pipeline's event time
-floor (:data:`~pipelines.event_time.EVENT_TIME_FLOOR`), the same date before which the decode
-path refuses an event, so every event the lake holds is where Athena looks.
+The lake has one Apache Iceberg table per event type: the event metadata flattened into
+top-level columns, then the event's body fields, then the ``dt`` partition, with the Hive
+types of the Arrow types the lake writer stores (:mod:`pipelines.consumers.lake.schema`, the
+one walk of the Avro type tree). The writer creates the tables
+(:mod:`pipelines.consumers.lake.iceberg`); Terraform reads their names (and, for the reader of
+the module, their columns) from ``terraform/modules/catalog/tables.json``, which is generated
+here and committed, so applying the stack needs no Python; a unit test fails when the
+committed file and the schemas drift apart.
 """
 
 from __future__ import annotations
@@ -26,13 +25,10 @@ from pipelines.consumers.lake.schema import (
     lake_schema,
     table_name,
 )
-from pipelines.event_time import EVENT_TIME_FLOOR_DATE
 
 __all__ = [
     "METADATA_FIELD",
     "PARTITION_COLUMN",
-    "PARTITION_FORMAT",
-    "PARTITION_RANGE_START",
     "TABLES_JSON",
     "CatalogError",
     "catalog_tables",
@@ -44,8 +40,6 @@ __all__ = [
 ]
 
 PARTITION_COLUMN = {"name": "dt", "type": "string"}
-PARTITION_FORMAT = "yyyy-MM-dd"
-PARTITION_RANGE_START = EVENT_TIME_FLOOR_DATE  # the projection's range: this date to NOW
 TABLES_JSON = Path(__file__).resolve().parent.parent / "terraform/modules/catalog/tables.json"
 
 
@@ -66,8 +60,6 @@ def catalog_tables(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             "table_name": table_name(event_type),
             "columns": glue_columns(schema),
             "partition_keys": [PARTITION_COLUMN],
-            "partition_format": PARTITION_FORMAT,
-            "partition_range_start": PARTITION_RANGE_START,
         }
         for event_type, schema in sorted(schemas.items())
     }

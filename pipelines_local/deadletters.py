@@ -213,7 +213,8 @@ def _hour_prefixes(batch: FailedBatch, prefix: str) -> list[str]:
 
 
 def archive_keys(s3: Any, bucket: str, prefix: str, batch: FailedBatch) -> list[str]:
-    """Keys of the archive objects whose shard and sequence range overlap the batch's."""
+    """Keys of the archive objects that can hold records of the batch: of its shard, starting
+    at or before its last record (the entries are then read and filtered by range)."""
     wanted = batch.range
     keys = []
     paginator = s3.get_paginator("list_objects_v2")
@@ -223,8 +224,8 @@ def archive_keys(s3: Any, bucket: str, prefix: str, batch: FailedBatch) -> list[
                 name = item["Key"].rsplit("/", 1)[-1]
                 if not name.endswith(".avro"):
                     continue
-                covered = parse_stem(name.removesuffix(".avro"))
-                if covered is not None and covered.overlaps(wanted):
+                start = parse_stem(name.removesuffix(".avro"))
+                if start is not None and start.may_hold(wanted):
                     keys.append(item["Key"])
     return sorted(set(keys))
 

@@ -299,7 +299,7 @@ def run_demo(
             **_objects_summary(s3, deployed.bucket("archive")),
             **_archived(runtime),
         }
-        engine = LocalEngine(deployed.bucket("lake"), deployed.filesystem())
+        engine = LocalEngine(deployed.lake_catalog())
         analytics = engine.execute(named_query("daily_analytics"))
         report.daily_analytics = json.loads(format_result(analytics, "json"))
         report.alerts = _score_alerts(

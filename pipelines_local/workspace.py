@@ -23,6 +23,7 @@ from pipelines.errors import PipelineError
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
+    from pipelines.consumers.lake import LakeCatalog
     from pipelines_local.runtime import LocalRuntime, RuntimeOptions
 
 DEFAULT_WORKSPACE = "local"
@@ -213,6 +214,24 @@ class Workspace:
             self.endpoint_url,
             access_key=env.get("AWS_ACCESS_KEY_ID"),
             secret_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        )
+
+    def lake_catalog(
+        self, *, database: str | None = None, bucket: str | None = None
+    ) -> LakeCatalog:
+        """The lake's Iceberg tables in the workspace's Glue database (or ``database``, its
+        new tables in ``bucket``)."""
+        from pipelines.consumers.lake import LakeCatalog, LakeTables, glue_catalog
+
+        env = self.env()
+        catalog = glue_catalog(
+            env["AWS_REGION"],
+            self.endpoint_url,
+            access_key=env.get("AWS_ACCESS_KEY_ID"),
+            secret_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        )
+        return LakeCatalog(
+            catalog, database or self.glue_database, bucket or self.bucket("lake"), LakeTables()
         )
 
     def runtime(self, options: RuntimeOptions | None = None) -> LocalRuntime:

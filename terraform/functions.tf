@@ -135,17 +135,25 @@ module "lake_writer" {
 
   environment = {
     LAKE_BUCKET                  = module.storage.bucket_ids["lake"]
+    GLUE_DATABASE                = module.catalog.database_name
     QUARANTINE_BUCKET            = module.storage.bucket_ids["quarantine"]
     LAKE_COMPRESSION             = "zstd"
     POWERTOOLS_SERVICE_NAME      = "lake-writer"
     POWERTOOLS_METRICS_NAMESPACE = "Pipelines"
   }
 
+  # Iceberg: the writer reads and commits table metadata in Glue, reads the table's files
+  # (the duplicate lookup, metadata and manifests), writes new ones, and deletes the files
+  # of a commit that lost its race.
   permissions = {
+    glue_tables = [module.catalog.database_arn]
+    s3_read     = ["${module.storage.bucket_arns["lake"]}/*"]
     s3_write = [
       "${module.storage.bucket_arns["lake"]}/*",
       "${module.storage.bucket_arns["quarantine"]}/lake-writer/*",
     ]
+    s3_delete = ["${module.storage.bucket_arns["lake"]}/*"]
+    s3_list   = [module.storage.bucket_arns["lake"]]
   }
 
   kinesis_event_sources = { events = local.object_stream_source }

@@ -45,6 +45,7 @@ class Isolated:
     tables: dict[str, str] = field(default_factory=dict)  # projection -> copy's name
     buckets: dict[str, str] = field(default_factory=dict)  # purpose -> copy's name
     topics: dict[str, str] = field(default_factory=dict)  # key -> copy's ARN
+    database: str | None = None  # the copy of the lake's Glue database (empty: no tables)
 
 
 @dataclass
@@ -121,8 +122,13 @@ class DeployedStack:
         buckets = {name: kind for kind, name in self.workspace.output("bucket_names").items()}
         topics = {arn: kind for kind, arn in self.workspace.output("topic_arns").items()}
         isolated = Isolated(self.function_env(function))
+        database = self.workspace.glue_database
         for variable, value in list(isolated.env.items()):
-            if value in tables:
+            if value == database and variable == "GLUE_DATABASE":
+                copy = f"{value}_{suffix}"
+                make("glue").create_database(DatabaseInput={"Name": copy})
+                isolated.database = copy
+            elif value in tables:
                 kind = tables[value]
                 copy = f"{value}-{suffix}"
                 make("dynamodb").create_table(TableName=copy, **self.table_definitions[kind])

@@ -1,8 +1,8 @@
 """Lambda entry point of the lake writer (handler ``functions.lake_writer.handler.lambda_handler``).
 
 Wiring only: Powertools Logger, Metrics (EMF) and Tracer, and the batch kernel reporting
-failures. The logic is in :mod:`pipelines.consumers.lake`. pyarrow is not in the
-function's package: on AWS it comes from the AWS SDK for pandas managed layer. Clients are
+failures. The logic is in :mod:`pipelines.consumers.lake`. pyarrow and pyiceberg are not in
+the function's package: on AWS they come from the lake layer (``make package``). Clients are
 built on first use, never at import.
 """
 
@@ -18,7 +18,6 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from pipelines.adapters.objects import s3_filesystem
 from pipelines.adapters.quarantine import Quarantine
 from pipelines.consumers.batch import KinesisBatchKernel, freeze_heap
 from pipelines.consumers.config import LakeWriterSettings
@@ -36,8 +35,7 @@ def lake_writer_for(settings: LakeWriterSettings) -> KinesisBatchKernel:
     """The lake writer of ``settings``, with its clients; built once per configuration."""
     s3 = boto3.session.Session().client("s3", endpoint_url=settings.endpoint_url, config=_S3_CONFIG)
     quarantine = Quarantine(s3, settings.quarantine_bucket, settings.service_name)
-    filesystem = s3_filesystem(settings.region, settings.endpoint_url)
-    kernel = build_lake_writer(settings, filesystem, quarantine, logger=logger, metrics=metrics)
+    kernel = build_lake_writer(settings, quarantine, logger=logger, metrics=metrics)
     freeze_heap()
     return kernel
 

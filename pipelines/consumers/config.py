@@ -62,7 +62,8 @@ IMAGE_ANALYSIS_TABLE = Variable("IMAGE_ANALYSIS_TABLE", "image_analysis: latest 
 FACT_TTL_DAYS = Variable("FACT_TTL_DAYS", "retention of facts on tables with a time to live", "90")
 
 # The lake writer's bucket.
-LAKE_BUCKET = Variable("LAKE_BUCKET", "Parquet datasets, one per event type, at the root")
+LAKE_BUCKET = Variable("LAKE_BUCKET", "the Iceberg tables' data and metadata, a prefix each")
+GLUE_DATABASE = Variable("GLUE_DATABASE", "the Glue database of the lake's Iceberg tables")
 LAKE_COMPRESSION = Variable("LAKE_COMPRESSION", "Parquet codec: zstd or snappy", "zstd")
 
 # The archiver's bucket.
@@ -214,15 +215,15 @@ class LakeWriterSettings:
         AWS_REGION,
         AWS_DEFAULT_REGION,
         LAKE_BUCKET,
+        GLUE_DATABASE,
         QUARANTINE_BUCKET,
         LAKE_COMPRESSION,
-        WRITE_CONCURRENCY,
     )
 
     lake_bucket: str
+    glue_database: str
     quarantine_bucket: str
     compression: str = "zstd"
-    write_concurrency: int = 8
     service_name: str = "lake-writer"
     metrics_namespace: str = "Pipelines"
     region: str = "us-east-1"
@@ -233,9 +234,9 @@ class LakeWriterSettings:
         env = Environment(environ)
         return cls(
             lake_bucket=env.text(LAKE_BUCKET),
+            glue_database=env.text(GLUE_DATABASE),
             quarantine_bucket=env.text(QUARANTINE_BUCKET),
             compression=env.choice(LAKE_COMPRESSION, COMPRESSIONS),
-            write_concurrency=env.positive_int(WRITE_CONCURRENCY),
             service_name=env.text(SERVICE_NAME, "lake-writer"),
             metrics_namespace=env.text(METRICS_NAMESPACE),
             region=env.text(AWS_REGION) or env.text(AWS_DEFAULT_REGION) or "us-east-1",

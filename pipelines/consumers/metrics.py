@@ -28,6 +28,8 @@ EVENTS_SKIPPED_STALE = "EventsSkippedStale"
 
 # The lake writer's.
 EVENTS_WRITTEN = "EventsWrittenToLake"
+LAKE_DUPLICATES_DROPPED = "LakeDuplicatesDropped"  # an event_id the table already held
+LAKE_COMMIT_RETRIES = "LakeCommitRetries"  # commits redone after losing a race
 
 # The archiver's.
 EVENTS_ARCHIVED = "EventsArchived"

@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
         description="Runs Athena (Trino-dialect) SQL over the workspace's lake: one table per "
         "event type, named in snake case (transaction_recorded, metric_recorded, ...), with the "
         "dt partition as a yyyy-MM-dd string. --engine local transpiles the SQL to DuckDB and "
-        "reads the Parquet objects in the lake bucket; --engine athena runs it in the "
+        "scans the Iceberg tables of the workspace's Glue database; --engine athena runs it in the "
         "workspace's Athena workgroup.",
     )
     parser.add_argument("sql", nargs="?", help="the SQL; '-' reads it from standard input")
@@ -47,7 +47,8 @@ def register(subparsers: Any) -> None:
         "started, else AWS_ENDPOINT_URL)",
     )
     parser.add_argument(
-        "--bucket", help="lake bucket (default: the workspace's, as Terraform output it)"
+        "--bucket",
+        help="lake bucket of new tables (default: the workspace's, as Terraform output it)",
     )
     parser.add_argument("--database", help="Glue database (default: the workspace's)")
     parser.add_argument("--workgroup", help="Athena workgroup (default: the workspace's)")
@@ -90,4 +91,4 @@ def _engine(args: argparse.Namespace) -> QueryEngine:
             workspace.client("athena"),
         )
     workspace = Workspace.load(args.workspace, endpoint_url=args.endpoint)
-    return LocalEngine(args.bucket or workspace.bucket("lake"), workspace.filesystem())
+    return LocalEngine(workspace.lake_catalog(database=args.database, bucket=args.bucket))

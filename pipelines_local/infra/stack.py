@@ -119,9 +119,13 @@ def up(
     tf.apply(*_tf_args(tf, workspace))
     outputs = tf.outputs()
     region = str(outputs.get("region", emulator_env(endpoint_url)["AWS_REGION"]))
-    Workspace(
+    deployed = Workspace(
         workspace, endpoint_url, region, outputs, state_dir=state, embedded=pid is not None
-    ).save()
+    )
+    deployed.save()
+    # The lake's Iceberg tables are the writer's (it creates a missing one on first write);
+    # creating them here lets Athena and `pipeline query` see every table before any event.
+    deployed.lake_catalog().ensure_all()
     return UpResult(
         endpoint_url=endpoint_url,
         region=region,

@@ -1,10 +1,10 @@
 """Engines that run Athena (Trino-dialect) SQL over the lake.
 
-:class:`LocalEngine` runs it on DuckDB, in process, over the same Parquet objects
-Athena reads: the SQL is transpiled with sqlglot and each event type's table is
-a pyarrow dataset over ``s3://<lake bucket>/<table>/dt=<yyyy-MM-dd>/*.parquet``
-with ``dt`` a string, as Glue declares it. :class:`AthenaEngine` sends the SQL
-unchanged to Athena, in the workspace's workgroup and Glue database.
+:class:`LocalEngine` runs it on DuckDB, in process, over the same Iceberg tables Athena
+reads: the SQL is transpiled with sqlglot and each event type's table is a pyiceberg scan
+(the table's current snapshot, the partitions the query asks for) with ``dt`` a string.
+:class:`AthenaEngine` sends the SQL unchanged to Athena, in the workspace's workgroup and
+Glue database.
 """
 
 from __future__ import annotations
@@ -13,29 +13,28 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import sqlglot
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
-from pipelines.consumers.lake.parquet import PARTITION_COLUMN
-from pipelines.consumers.lake.schema import lake_schema
-from pipelines.contract.schemas import SchemaRegistry, default_registry
+from pipelines.consumers.lake.iceberg import PARTITION_COLUMN
 from pipelines_local.catalog import table_name
 from pipelines_local.query.errors import QueryError
 from pipelines_local.query.result import QueryResult
 
+if TYPE_CHECKING:
+    from pipelines.consumers.lake import LakeCatalog
+
 logger = logging.getLogger(__name__)
 
 DIALECT = "athena"
-_PARTITIONING = ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
 
 
 class QueryEngine(Protocol):
@@ -91,36 +90,34 @@ def _token_text(match: re.Match[str]) -> str:
 
 
 class LocalEngine:
-    """DuckDB over the lake bucket's Parquet objects, read through a pyarrow filesystem."""
+    """DuckDB over pyiceberg scans of the lake's Iceberg tables.
 
-    def __init__(
-        self,
-        lake_bucket: str,
-        filesystem: pafs.FileSystem,
-        registry: SchemaRegistry | None = None,
-    ) -> None:
-        self.lake_bucket = lake_bucket
-        self.filesystem = filesystem
-        registry = registry or default_registry()
-        self.schemas: dict[str, pa.Schema] = {
-            table_name(event_type): lake_schema(version.resolved).append(
-                pa.field(PARTITION_COLUMN, pa.string())
-            )
-            for event_type, version in sorted(registry.current.items())
-        }
+    Each lake table the SQL names is scanned (its current snapshot, or the one a
+    ``FOR TIMESTAMP AS OF`` / ``FOR VERSION AS OF`` clause picks) into Arrow and registered
+    with DuckDB under its name. Conditions of the ``WHERE`` clause on the ``dt`` partition
+    against constants (literals, or expressions such as ``date_format(current_date -
+    INTERVAL '7' DAY, '%Y-%m-%d')``, evaluated once) are pushed into the scan, so only the
+    partitions asked for are read; the SQL still applies them, so the answer is the same.
+    """
+
+    def __init__(self, lake: LakeCatalog) -> None:
+        self.lake = lake
+        self.event_types = {table_name(t): t for t in lake.tables.event_types}
 
     @property
     def tables(self) -> list[str]:
-        return sorted(self.schemas)
+        return sorted(self.event_types)
 
     def execute(self, sql: str) -> QueryResult:
-        duckdb_sql, referenced = _transpile(parse_statement(sql), set(self.schemas))
-        logger.info("DuckDB SQL: %s", duckdb_sql)
+        tree = parse_statement(sql)
         connection = duckdb.connect(":memory:")
         try:
             connection.execute("SET TimeZone = 'UTC'")
-            for name in sorted(referenced):
-                connection.register(name, self.dataset(name))
+            scans = self._scans(tree, connection)
+            duckdb_sql, _ = _transpile(tree, set(self.event_types))
+            logger.info("DuckDB SQL: %s", duckdb_sql)
+            for name, data in scans.items():
+                connection.register(name, data)
             cursor = connection.execute(duckdb_sql)
             if cursor.description is None:
                 return QueryResult(())
@@ -131,33 +128,137 @@ class LocalEngine:
         finally:
             connection.close()
 
-    def dataset(self, table: str) -> ds.Dataset | pa.Table:
-        """The table's Parquet objects as a dataset, or an empty table if it has none."""
-        schema = self.schemas[table]
-        prefix = f"{self.lake_bucket}/{table}"
+    def _scans(self, tree: exp.Expr, connection: Any) -> dict[str, pa.Table]:
+        """Every lake table the SQL reads, as Arrow, by the name the SQL will read it under."""
+        lake_tables = [t for t in tree.find_all(exp.Table) if t.name in self.event_types]
+        pushed = _partition_filter(tree, lake_tables, connection)
+        out: dict[str, pa.Table] = {}
+        for index, node in enumerate(lake_tables):
+            version = node.args.get("version")
+            snapshot_id = None
+            name = node.name
+            if version is not None:
+                snapshot_id = self._snapshot_of(node.name, version, connection)
+                name = f"{node.name}__as_of_{index}"
+                node.set("version", None)
+                node.set("this", exp.to_identifier(name))
+            if name not in out:
+                out[name] = self.scan(node.name, pushed, snapshot_id)
+        return out
+
+    def scan(self, table: str, partitions: Any = None, snapshot_id: int | None = None) -> pa.Table:
+        """One table's rows (of ``partitions``, at ``snapshot_id``) as Arrow."""
+        from pyiceberg.expressions import AlwaysTrue
+
         try:
-            if self.filesystem.get_file_info(self.lake_bucket).type == pafs.FileType.NotFound:
-                raise QueryError(f"lake bucket {self.lake_bucket!r} does not exist")
-            infos = self.filesystem.get_file_info(
-                pafs.FileSelector(prefix, recursive=True, allow_not_found=True)
-            )
-        except OSError as exc:
-            raise QueryError(f"cannot list s3://{prefix}/: {exc}") from exc
-        paths = sorted(
-            info.path
-            for info in infos
-            if info.type == pafs.FileType.File and info.path.endswith(".parquet")
-        )
-        if not paths:
+            iceberg = self.lake.table(self.event_types[table])
+        except Exception as exc:
+            raise QueryError(f"cannot load lake table {table}: {exc}") from exc
+        schema = self.lake.schema(self.event_types[table])
+        if snapshot_id is None and iceberg.current_snapshot() is None:
             return schema.empty_table()
-        return ds.dataset(
-            paths,
-            schema=schema,
-            format="parquet",
-            filesystem=self.filesystem,
-            partitioning=_PARTITIONING,
-            partition_base_dir=prefix,
-        )
+        try:
+            scanned = iceberg.scan(
+                row_filter=partitions if partitions is not None else AlwaysTrue(),
+                snapshot_id=snapshot_id,
+            ).to_arrow()
+        except OSError as exc:
+            raise QueryError(f"cannot read lake table {table}: {exc}") from exc
+        return scanned
+
+    def _snapshot_of(self, table: str, version: exp.Expr, connection: Any) -> int:
+        iceberg = self.lake.table(self.event_types[table])
+        kind = str(version.this).upper()
+        value = _constant(version.expression, connection)
+        if kind == "VERSION":
+            snapshot_id = int(value)
+            if iceberg.snapshot_by_id(snapshot_id) is None:
+                raise QueryError(f"{table} has no snapshot {snapshot_id}")
+            return snapshot_id
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.replace(" UTC", "+00:00"))
+        if not isinstance(value, datetime):
+            raise QueryError(f"FOR TIMESTAMP AS OF needs a timestamp, got {value!r}")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        snapshot = iceberg.snapshot_as_of_timestamp(int(value.timestamp() * 1000))
+        if snapshot is None:
+            raise QueryError(f"{table} has no snapshot as of {value.isoformat()}")
+        return int(snapshot.snapshot_id)
+
+
+_COMPARISONS: Mapping[type[exp.Expr], str] = {
+    exp.EQ: "eq",
+    exp.GT: "gt",
+    exp.GTE: "ge",
+    exp.LT: "lt",
+    exp.LTE: "le",
+}
+_MIRRORED = {"eq": "eq", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
+
+
+def _partition_filter(tree: exp.Expr, lake_tables: list[exp.Table], connection: Any) -> Any:
+    """The pyiceberg filter of the top-level ``WHERE`` conditions on ``dt`` against constants,
+    when the statement reads one lake table from one ``SELECT``; None when there are none."""
+    from pyiceberg import expressions
+
+    ie: Any = expressions  # pyiceberg's pydantic models confuse type checkers
+
+    if len({t.name for t in lake_tables}) != 1 or not isinstance(tree, exp.Select):
+        return None
+    where = tree.args.get("where")
+    if where is None:
+        return None
+    makers = {
+        "eq": ie.EqualTo,
+        "gt": ie.GreaterThan,
+        "ge": ie.GreaterThanOrEqual,
+        "lt": ie.LessThan,
+        "le": ie.LessThanOrEqual,
+    }
+    found = []
+    for condition in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
+        op = _COMPARISONS.get(type(condition))
+        if op is not None:
+            left, right = condition.this, condition.expression
+            if _is_partition(right) and not _is_partition(left):
+                left, right, op = right, left, _MIRRORED[op]
+            if _is_partition(left) and not list(right.find_all(exp.Column)):
+                value = _constant(right, connection, quiet=True)
+                if isinstance(value, str):
+                    found.append(makers[op](PARTITION_COLUMN, value))
+        elif isinstance(condition, exp.Between) and _is_partition(condition.this):
+            low = _constant(condition.args["low"], connection, quiet=True)
+            high = _constant(condition.args["high"], connection, quiet=True)
+            if isinstance(low, str) and isinstance(high, str):
+                found.append(ie.GreaterThanOrEqual(PARTITION_COLUMN, low))
+                found.append(ie.LessThanOrEqual(PARTITION_COLUMN, high))
+        elif isinstance(condition, exp.In) and _is_partition(condition.this):
+            values = [_constant(v, connection, quiet=True) for v in condition.expressions]
+            if values and all(isinstance(v, str) for v in values):
+                found.append(ie.In(PARTITION_COLUMN, values))
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else ie.And(*found)
+
+
+def _is_partition(node: exp.Expr) -> bool:
+    return isinstance(node, exp.Column) and node.name == PARTITION_COLUMN
+
+
+def _constant(node: exp.Expr, connection: Any, *, quiet: bool = False) -> Any:
+    """The value of an expression that names no column, as DuckDB computes it."""
+    if list(node.find_all(exp.Column)):
+        if quiet:
+            return None
+        raise QueryError(f"not a constant: {node.sql(dialect=DIALECT)}")
+    try:
+        row = connection.execute(f"SELECT {node.sql(dialect='duckdb')}").fetchone()
+    except (duckdb.Error, SqlglotError) as exc:
+        if quiet:
+            return None
+        raise QueryError(f"cannot evaluate {node.sql(dialect=DIALECT)}: {exc}") from exc
+    return None if row is None else row[0]
 
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}

@@ -1,4 +1,4 @@
-"""The lake writer's Lambda handler against the embedded emulator (S3 through pyarrow).
+"""The lake writer's Lambda handler against the embedded emulator (Iceberg tables in Glue).
 
 One test also runs the archiver's handler on the same batch, in the archiver's own
 environment: a record the lake cannot hold is the lake's poison and no other sink's.
@@ -12,13 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pytest
 
 from functions.archiver import handler as archiver_handler
 from functions.lake_writer import handler
 from pipelines.consumers.archive import read_archive
-from pipelines.consumers.lake import table_name
+from pipelines.consumers.lake import LakeCatalog, LakeTables, glue_catalog, watermark_of
 from tests.kinesis_events import kinesis_event, kinesis_record, plain_records, sequence_number
 from tests.stack import DeployedStack
 from tests.unit.test_lake_writer import (
@@ -32,16 +31,35 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def buckets(
+def isolated(
     deployed: DeployedStack, deployed_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
-    """The lake writer's environment as Terraform set it, on copies of its buckets."""
+) -> Any:
+    """The lake writer's environment as Terraform set it, on copies of its buckets and of
+    the Glue database (no tables: the writer creates them)."""
     isolated = deployed.isolated("lake-writer")
     for name, value in isolated.env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     handler.lake_writer_for.cache_clear()
-    return isolated.buckets
+    return isolated
+
+
+@pytest.fixture
+def buckets(isolated: Any) -> dict[str, str]:
+    return dict(isolated.buckets)
+
+
+@pytest.fixture
+def lake(isolated: Any, deployed: DeployedStack) -> LakeCatalog:
+    """The isolated lake's tables, as a reader sees them."""
+    env = deployed.workspace.env()
+    catalog = glue_catalog(
+        env["AWS_REGION"],
+        deployed.workspace.endpoint_url,
+        access_key=env["AWS_ACCESS_KEY_ID"],
+        secret_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    return LakeCatalog(catalog, isolated.database, isolated.buckets["lake"], LakeTables())
 
 
 @pytest.fixture
@@ -70,40 +88,36 @@ def _keys(s3: Any, bucket: str) -> dict[str, str]:
     }
 
 
-def _lake_ids(deployed: DeployedStack, lake_bucket: str, event_types: set[str]) -> Counter[str]:
+def _lake_ids(lake: LakeCatalog, event_types: set[str]) -> Counter[str]:
     """Event id -> rows, over the lake's tables of ``event_types``."""
-    filesystem = deployed.workspace.filesystem()
     seen: Counter[str] = Counter()
     for event_type in event_types:
-        dataset = ds.dataset(
-            f"{lake_bucket}/{table_name(event_type)}",
-            filesystem=filesystem,
-            format="parquet",
-            partitioning="hive",
-        )
-        table = dataset.to_table()
-        assert table.schema.field("occurred_at").type == pa.timestamp("ms", tz="UTC")
+        table = lake.table(event_type).scan().to_arrow()
+        assert table.schema.field("occurred_at").type == pa.timestamp("us", tz="UTC")
         seen.update(table["event_id"].to_pylist())
     return seen
 
 
 def test_batch_lands_in_the_lake_and_redelivery_duplicates_nothing(
-    buckets: dict[str, str], s3: Any, invoke: Any, deployed: DeployedStack
+    buckets: dict[str, str], s3: Any, invoke: Any, lake: LakeCatalog
 ) -> None:
-    lake_bucket = buckets["lake"]
     events = sample_events(200)
-    batch = kinesis_event(mixed_batch(events))
+    records = mixed_batch(events)
+    batch = kinesis_event(records)
 
     assert invoke(batch) == {"batchItemFailures": []}
-    lake = _keys(s3, lake_bucket)
-    assert invoke(batch) == {"batchItemFailures": []}
-
-    assert _keys(s3, lake_bucket) == lake  # same keys, same bytes
-    assert not any(key.endswith(".avro") for key in lake)  # the archive is the archiver's
     event_types = {e["metadata"]["event_type"] for e in events}
-    assert _lake_ids(deployed, lake_bucket, event_types) == Counter(
-        e["metadata"]["event_id"] for e in events
-    )
+    snapshots = {t: lake.table(t).current_snapshot().snapshot_id for t in event_types}
+    assert invoke(batch) == {"batchItemFailures": []}
+
+    # The retry found every record under the watermark: no commit, no new snapshot.
+    assert {t: lake.table(t).current_snapshot().snapshot_id for t in event_types} == snapshots
+    last = int(records[-1]["kinesis"]["sequenceNumber"])
+    assert {watermark_of(lake.table(t), "shardId-000000000006") for t in event_types} == {last}
+    objects = _keys(s3, buckets["lake"])
+    # Only the tables' data and metadata: the archive is the archiver's.
+    assert objects and all(k.split("/")[1] in ("data", "metadata") for k in objects)
+    assert _lake_ids(lake, event_types) == Counter(e["metadata"]["event_id"] for e in events)
 
 
 def test_one_decimal_too_wide_among_600_good_events_is_the_lakes_poison_alone(
@@ -111,6 +125,7 @@ def test_one_decimal_too_wide_among_600_good_events_is_the_lakes_poison_alone(
     s3: Any,
     invoke: Any,
     deployed: DeployedStack,
+    lake: LakeCatalog,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     events = sample_events(600)
@@ -125,7 +140,7 @@ def test_one_decimal_too_wide_among_600_good_events_is_the_lakes_poison_alone(
     assert invoke(batch) == {"batchItemFailures": []}
 
     event_types = {e["metadata"]["event_type"] for e in events}
-    assert _lake_ids(deployed, buckets["lake"], event_types) == Counter(
+    assert _lake_ids(lake, event_types) == Counter(
         e["metadata"]["event_id"] for e in events
     )
     quarantined = _keys(s3, buckets["quarantine"])
@@ -174,6 +189,7 @@ def test_poison_records_are_quarantined_and_the_batch_goes_on(
         f"lake-writer/shardId-000000000006/{seq}-0.json",
     ]
     assert sum(1 for key in _keys(s3, lake_bucket) if key.endswith(".parquet")) >= 1
+    assert "/data/dt=" in next(k for k in _keys(s3, lake_bucket) if k.endswith(".parquet"))
 
 
 def test_an_unwritable_lake_fails_the_whole_batch_and_the_retry_repairs_it(
@@ -191,3 +207,17 @@ def test_an_unwritable_lake_fails_the_whole_batch_and_the_retry_repairs_it(
     s3.create_bucket(Bucket=lake_bucket)
     assert invoke(kinesis_event(records)) == {"batchItemFailures": []}
     assert _keys(s3, lake_bucket)
+
+
+def test_an_event_re_put_at_another_sequence_number_lands_once(
+    invoke: Any, lake: LakeCatalog
+) -> None:
+    """A producer's retry after a lost response, or a replay: the same event, a new record."""
+    events = sample_events(40)
+    assert invoke(kinesis_event(plain_records(events))) == {"batchItemFailures": []}
+    again = plain_records(events[::2], first=1000)  # every other event, at new sequence numbers
+
+    assert invoke(kinesis_event(again)) == {"batchItemFailures": []}
+
+    event_types = {e["metadata"]["event_type"] for e in events}
+    assert _lake_ids(lake, event_types) == Counter(e["metadata"]["event_id"] for e in events)

@@ -6,11 +6,12 @@ do with a record, its exact bytes and coordinates are archived (:mod:`.files`). 
 archived too, as it arrived (the kernel has quarantined it with its reason); events marked as
 replayed are not, since they were archived when first produced.
 
-Object keys come from the batch's shard and sequence range, so the batch is all or nothing:
-when any record has failed (poison the quarantine did not take, a malformed Lambda record) or
-a write fails, every record is reported failed, Lambda re-delivers the batch from its first
-record, and the retry writes the same objects again. The mapping has bisection off so that a
-retry sees the same range; each record is thus archived once, under one key.
+Object keys come from the shard and the first record of each object, so the batch is all or
+nothing: when any record has failed (poison the quarantine did not take, a malformed Lambda
+record) or a write fails, every record is reported failed, Lambda re-delivers the batch from
+its first record, and the retry writes the same keys again, whatever its length. The mapping
+has bisection off so that a retry starts where the batch did; each record is thus archived
+once, under one key (:mod:`pipelines.consumers.batch_keys`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pipelines.adapters.quarantine import Quarantine
 from pipelines.adapters.s3_objects import ObjectWrite, S3Objects
 from pipelines.consumers.archive.files import Arrival, archive_files
 from pipelines.consumers.batch import Batch, KinesisBatchKernel
-from pipelines.consumers.batch_keys import batch_stem
 from pipelines.consumers.config import ArchiverSettings
 from pipelines.consumers.metrics import (
     EVENTS_ARCHIVED,
@@ -96,7 +96,7 @@ class Archiver:
             return []
         arrivals = batch_arrivals(batch)
         try:
-            files = archive_files(arrivals, batch_stem(batch), self.prefix)
+            files = archive_files(arrivals, self.prefix)
             writes = [(self.bucket, f.key, f.data) for f in files]
             self.store.put_all(writes)
         except MisconfigurationError:

@@ -2,15 +2,18 @@
 
 One Avro object container file per batch and arrival hour (UTC)::
 
-    s3://<bucket>/<prefix>/dt=<yyyy-MM-dd>/hour=<HH>/<shard>-<first seq>-<last seq>.avro
+    s3://<bucket>/<prefix>/dt=<yyyy-MM-dd>/hour=<HH>/<shard>-<first seq>.avro
+
+named after the first record it holds (why: :mod:`pipelines.consumers.batch_keys`).
 
 Each entry (:data:`ARCHIVE_SCHEMA`) holds the bytes of one user record as they arrived
 (``data``) and where they came from: shard, sequence and sub-sequence numbers, partition
 key and approximate arrival time (ms), and the type and id of the event they decoded to
 (null when they did not). For poison (bytes that are not an event the contract accepts)
 ``poison_code`` says what kind of poison it is; the quarantine keeps the full reason. The
-file is deterministic: its key comes from the batch's shard and sequence range and its sync
-marker from the key, so a re-delivered batch writes the same objects, byte for byte.
+file is deterministic: its key comes from its first record and its sync marker from the
+key, so a re-delivered batch of the same range writes the same objects, byte for byte, and
+one of another range from the same first record overwrites them.
 Events marked as replayed (``metadata.replay_id`` set) were archived when first produced and
 are not archived again. This is what replay reads (:func:`read_archive`).
 
@@ -33,6 +36,7 @@ from typing import IO, Any, NamedTuple, cast
 
 from fastavro import parse_schema, reader, writer
 
+from pipelines.consumers.batch_keys import object_stem
 from pipelines.contract.codec import DecodedEvent
 from pipelines.errors import PoisonRecordError
 from pipelines.stream.records import UNKNOWN_SHARD, UserRecord
@@ -155,23 +159,26 @@ def _entry(arrival: Arrival) -> dict[str, Any]:
     }
 
 
-def archive_files(
-    arrivals: Iterable[Arrival], stem: str, prefix: str = "events"
-) -> list[ArchiveFile]:
+def archive_files(arrivals: Iterable[Arrival], prefix: str = "events") -> list[ArchiveFile]:
     """The archive files of a batch's records, one per arrival hour; replayed events left out.
 
-    ``arrivals`` are in stream order.
+    ``arrivals`` are in stream order; each file is named after its first record.
     """
     by_hour: dict[str, list[dict[str, Any]]] = {}
+    stems: dict[str, str] = {}
     for arrival in arrivals:
         if arrival.event is not None and is_replayed(arrival.event):
             continue
         hour = arrival_hour(arrival.record, arrival.event)
         by_hour.setdefault(hour, []).append(_entry(arrival))
+        record = arrival.record
+        stems.setdefault(
+            hour, object_stem(record.shard_id or UNKNOWN_SHARD, record.sequence_number)
+        )
     base = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
     out = []
     for hour in sorted(by_hour):
-        key = f"{base}{hour}/{stem}.avro"
+        key = f"{base}{hour}/{stems[hour]}.avro"
         entries = by_hour[hour]
         poison = sum(1 for e in entries if e["poison_code"] is not None)
         out.append(ArchiveFile(key, encode_archive(entries, key), len(entries) - poison, poison))

@@ -1,16 +1,13 @@
-"""Decoded events to Parquet files, one per event type and event date.
+"""Decoded events to the lake's rows: one Arrow table per event type, with its ``dt``.
 
-Pure (no I/O): :meth:`LakeTables.build` turns a batch's events into
-:class:`LakeFile` objects - the object key and the Parquet bytes - and the events
-the lake cannot hold (:class:`RejectedRow`). The key is
-``<table>/dt=<yyyy-MM-dd>/<batch stem>.parquet``: the Glue table's location,
-the Hive-style partition of the event date (UTC, from ``occurred_at``), and a
-stem made of the batch's shard and sequence range, so the same batch always
-yields the same keys and a re-delivered batch overwrites its own objects.
+Pure (no I/O): :meth:`LakeTables.build` turns a batch's events into :class:`LakeRows`, an
+Arrow table per event type in the lake schema (:mod:`.schema`) plus ``dt``, the event's UTC
+date, which the Iceberg tables are partitioned by (:mod:`.iceberg`), and the events the
+lake cannot hold (:class:`RejectedRow`).
 
 A row the lake cannot hold is one event's problem, never the batch's: an event dated
 before the lake's first partition (:data:`~pipelines.event_time.EVENT_TIME_FLOOR`, where
-the Glue partition projection starts) would sit where no query looks, and a value that
+the lake's event time floor) would sit where no query looks, and a value that
 Arrow or Parquet refuses for its column (a decimal wider than the column, say) fails the
 same way on every retry. When a table's conversion fails, each of its events is converted
 alone to find the ones that cannot be, and the rest are written.
@@ -24,16 +21,13 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines.consumers.lake.iceberg import with_partition
 from pipelines.consumers.lake.schema import METADATA_FIELD, lake_schema, table_name
 from pipelines.contract.codec import DecodedEvent
 from pipelines.contract.schemas import SchemaRegistry, default_registry
 from pipelines.event_time import EVENT_TIME_FLOOR, EVENT_TIME_FLOOR_DATE
-
-PARTITION_COLUMN = "dt"
-EVENT_TIME_COLUMN = "occurred_at"
 
 # What converting values Arrow or Parquet refuse raises: the same values fail every time.
 # (ArrowMemoryError is an ArrowException too, but a MemoryError: not the row's fault.)
@@ -54,21 +48,21 @@ class RejectedRow(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class LakeBuild:
-    """A batch's Parquet files, and the events left out of them."""
+class LakeRows:
+    """One event type's rows of a batch: the events' positions, and the Arrow table (with
+    ``dt``) in the same order."""
 
-    files: list[LakeFile] = field(default_factory=list)
-    rejected: list[RejectedRow] = field(default_factory=list)
+    event_type: str
+    positions: list[int]
+    table: pa.Table
 
 
 @dataclass(frozen=True, slots=True)
-class LakeFile:
-    """One Parquet object of the lake: where it goes, its bytes, and how many events."""
+class LakeBuild:
+    """A batch's rows by event type, and the events left out of them."""
 
-    key: str
-    data: bytes
-    events: int
-    event_type: str
+    rows: list[LakeRows] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,23 +117,16 @@ class LakeTables:
         arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)]
         return pa.Table.from_arrays(arrays, schema=schema)
 
-    def files(self, events: Iterable[DecodedEvent], stem: str) -> list[LakeFile]:
-        """The Parquet files of a batch's events, one per event type and event date.
+    @property
+    def event_types(self) -> list[str]:
+        return sorted(self._layouts)
 
-        Every event must fit: a value the lake refuses raises (:meth:`build` sets it aside).
-        """
-        by_type: dict[str, list[dict[str, Any]]] = {}
-        for event in events:
-            by_type.setdefault(event.event_type, []).append(event.record)
-        out: list[LakeFile] = []
-        for event_type in sorted(by_type):
-            out.extend(
-                self._files_of(event_type, self.table(event_type, by_type[event_type]), stem)
-            )
-        return out
+    def rows(self, event_type: str, records: Iterable[dict[str, Any]]) -> pa.Table:
+        """One event type's records as lake rows: the lake schema, then ``dt``."""
+        return with_partition(self.table(event_type, records))
 
-    def build(self, events: Sequence[DecodedEvent], stem: str) -> LakeBuild:
-        """The Parquet files of a batch's events, and the events the lake cannot hold.
+    def build(self, events: Sequence[DecodedEvent]) -> LakeBuild:
+        """A batch's rows by event type, and the events the lake cannot hold.
 
         An error that no single event explains (every event converts alone, not together)
         is raised: nothing is set aside that could have been written.
@@ -158,57 +145,50 @@ class LakeTables:
                 )
                 continue
             by_type.setdefault(event.event_type, []).append(index)
-        out: list[LakeFile] = []
+        out: list[LakeRows] = []
         for event_type in sorted(by_type):
-            out.extend(self._isolating(event_type, events, by_type[event_type], stem, rejected))
+            positions = self._isolate(event_type, events, by_type[event_type], rejected)
+            if positions:
+                records = [events[i].record for i in positions]
+                out.append(LakeRows(event_type, positions, self.rows(event_type, records)))
         rejected.sort()
         return LakeBuild(out, rejected)
 
-    def _isolating(
+    def refusals(self, rows: LakeRows, events: Sequence[DecodedEvent]) -> list[RejectedRow]:
+        """The rows Parquet refuses one at a time (Arrow took them): asked only after a
+        write of ``rows`` failed converting, so the common case pays nothing for it."""
+        out = []
+        for position in rows.positions:
+            try:
+                self.to_parquet(self.rows(rows.event_type, [events[position].record]))
+            except CONVERSION_ERRORS as exc:
+                _raise_if_memory(exc)
+                out.append(RejectedRow(position, self._reason(rows.event_type, exc)))
+        return out
+
+    def _isolate(
         self,
         event_type: str,
         events: Sequence[DecodedEvent],
         positions: list[int],
-        stem: str,
         rejected: list[RejectedRow],
-    ) -> list[LakeFile]:
-        """The files of one event type's events; those that cannot be converted left out.
-
-        The whole table is tried first, the way every batch goes but for a bad row. When it
-        fails, the events that Arrow refuses one at a time are set aside (cheap), and, only
-        if the rest still fail, those Parquet refuses one at a time.
-        """
-
-        def table_of(subset: list[int]) -> pa.Table:
-            return self.table(event_type, [events[i].record for i in subset])
-
-        def files_of(subset: list[int]) -> list[LakeFile]:
-            return self._files_of(event_type, table_of(subset), stem) if subset else []
-
-        for alone in (table_of, files_of):
+    ) -> list[int]:
+        """``positions`` less the events Arrow refuses (each then tried alone, to find them)."""
+        try:
+            self.table(event_type, [events[i].record for i in positions])
+            return positions
+        except CONVERSION_ERRORS as exc:
+            _raise_if_memory(exc)
+        kept = []
+        for position in positions:
             try:
-                return files_of(positions)
+                self.table(event_type, [events[position].record])
             except CONVERSION_ERRORS as exc:
                 _raise_if_memory(exc)
-            kept = []
-            for position in positions:
-                try:
-                    alone([position])
-                except CONVERSION_ERRORS as exc:
-                    _raise_if_memory(exc)
-                    rejected.append(RejectedRow(position, self._reason(event_type, exc)))
-                else:
-                    kept.append(position)
-            positions = kept
-        return files_of(positions)  # still failing: no single event explains it, so raise
-
-    def _files_of(self, event_type: str, table: pa.Table, stem: str) -> list[LakeFile]:
-        prefix = self._layouts[event_type].table
-        out = []
-        for day, part in _split_by_date(table):
-            key = f"{prefix}/{PARTITION_COLUMN}={day}/{stem}.parquet"
-            out.append(LakeFile(key, self.to_parquet(part), part.num_rows, event_type))
-        return out
+                rejected.append(RejectedRow(position, self._reason(event_type, exc)))
+            else:
+                kept.append(position)
+        return kept
 
     def _reason(self, event_type: str, error: BaseException) -> str:
         table = self._layouts[event_type].table
@@ -224,15 +204,3 @@ def _raise_if_memory(error: BaseException) -> None:
     """Out of memory is not a row's fault (pyarrow's ArrowMemoryError is an ArrowException)."""
     if isinstance(error, MemoryError):
         raise error
-
-
-def _split_by_date(table: pa.Table) -> list[tuple[str, pa.Table]]:
-    """The table's rows by UTC event date (``yyyy-MM-dd``), in date order, row order kept."""
-    dates = pc.cast(table[EVENT_TIME_COLUMN], pa.date32())
-    days = pc.unique(dates)
-    if len(days) == 1:
-        return [(days[0].as_py().isoformat(), table)]
-    parts = []
-    for day in sorted(days.to_pylist()):
-        parts.append((day.isoformat(), table.filter(pc.equal(dates, pa.scalar(day, pa.date32())))))
-    return parts

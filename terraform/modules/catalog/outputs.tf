@@ -3,12 +3,17 @@ output "database_name" {
   value       = aws_glue_catalog_database.this.name
 }
 
+output "database_arn" {
+  description = "ARN of the Glue database of the lake."
+  value       = aws_glue_catalog_database.this.arn
+}
+
 output "tables" {
-  description = "Lake table of each event type: Glue table name and S3 location (prefix of its dt= partitions)."
+  description = "Lake table of each event type: Iceberg table name in the database and its S3 location."
   value = {
-    for event_type, table in aws_glue_catalog_table.this : event_type => {
-      table_name = table.name
-      location   = table.storage_descriptor[0].location
+    for event_type, table in local.tables : event_type => {
+      table_name = table.table_name
+      location   = "s3://${var.lake_bucket}/${table.table_name}"
     }
   }
 }

@@ -4,7 +4,7 @@ variable "name_prefix" {
 }
 
 variable "lake_bucket" {
-  description = "Bucket that holds the Parquet lake, one prefix per table: <table>/dt=YYYY-MM-DD/."
+  description = "Bucket that holds the Iceberg tables, one prefix per table: <table>/data and <table>/metadata."
   type        = string
 }
 

@@ -39,6 +39,13 @@ locals {
       },
       { sid = "ReadObjects", actions = ["s3:GetObject", "s3:GetObjectVersion"], resources = local.p.s3_read },
       { sid = "WriteObjects", actions = ["s3:PutObject"], resources = local.p.s3_write },
+      { sid = "DeleteObjects", actions = ["s3:DeleteObject"], resources = local.p.s3_delete },
+      { sid = "ListBuckets", actions = ["s3:ListBucket"], resources = local.p.s3_list },
+      {
+        sid       = "CommitTables"
+        actions   = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:CreateTable", "glue:UpdateTable"]
+        resources = length(local.p.glue_tables) == 0 ? [] : concat(["arn:${data.aws_partition.current.partition}:glue:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:catalog"], local.p.glue_tables, [for arn in local.p.glue_tables : replace("${arn}/*", ":database/", ":table/")])
+      },
       { sid = "PublishAlerts", actions = ["sns:Publish"], resources = local.p.sns_publish },
       { sid = "SendMessages", actions = ["sqs:SendMessage"], resources = local.p.sqs_send },
       { sid = "PutEvents", actions = ["kinesis:PutRecord", "kinesis:PutRecords", "kinesis:ListShards", "kinesis:DescribeStreamSummary"], resources = local.p.kinesis_put },

@@ -131,6 +131,9 @@ variable "permissions" {
     dynamodb_write     = optional(list(string), []) # table ARNs
     s3_read            = optional(list(string), []) # object ARN patterns, e.g. arn:aws:s3:::bucket/uploads/*
     s3_write           = optional(list(string), []) # object ARN patterns
+    s3_delete          = optional(list(string), []) # object ARN patterns
+    s3_list            = optional(list(string), []) # bucket ARNs
+    glue_tables        = optional(list(string), []) # Glue database ARNs whose tables it reads, creates and commits to
     sns_publish        = optional(list(string), []) # topic ARNs
     sqs_send           = optional(list(string), []) # queue ARNs
     kinesis_put        = optional(list(string), []) # stream ARNs
