@@ -144,10 +144,13 @@ class LakeCatalog:
         database: str,
         lake_bucket: str,
         tables: LakeTables,
+        *,
+        warehouse: str | None = None,
     ) -> None:
         self.catalog = catalog
         self.database = database
         self.lake_bucket = lake_bucket
+        self.warehouse = warehouse or f"s3://{lake_bucket}"  # file:// in unit tests
         self.tables = tables
         self._loaded: dict[str, Table] = {}
 
@@ -210,7 +213,7 @@ class LakeCatalog:
         return self.catalog.create_table_if_not_exists(
             identifier,
             schema=schema,
-            location=f"s3://{self.lake_bucket}/{identifier[1]}",
+            location=f"{self.warehouse}/{identifier[1]}",
             partition_spec=spec,
             properties=dict(TABLE_PROPERTIES),
         )
