@@ -1,7 +1,8 @@
-"""The lake writer: a Lambda batch in, Parquet datasets out.
+"""The lake writer: a Lambda batch in, Iceberg commits out.
 
-Objects go to a local folder through pyarrow's local filesystem, the same code
-path as S3 (tests/integration/test_lake_writer.py runs it against the emulator).
+The tables live in a SQLite Iceberg catalog with a file:// warehouse: the same pyiceberg
+commit path as on Glue and S3 (tests/integration/test_lake_writer.py runs it against the
+emulator).
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ from typing import Any
 
 import fastavro
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.adapters.objects import ObjectStore
 from pipelines.consumers.batch import Batch, BatchRecord, KinesisBatchKernel
-from pipelines.consumers.lake import LakeTables, LakeWriter, table_name
+from pipelines.consumers.lake import (
+    IcebergCommitter,
+    LakeCatalog,
+    LakeTables,
+    LakeWriter,
+    table_name,
+    watermark_of,
+)
 from pipelines.consumers.metrics import KERNEL_METRICS, BatchCounts
 from pipelines.contract.codec import MAGIC, DecodedEvent, decode_event, encode_event
 from pipelines.contract.schemas import EVENT_TYPES, default_registry
@@ -75,23 +80,29 @@ def mixed_batch(events: list[dict[str, Any]], *, first: int = 1) -> list[dict[st
     return records
 
 
+def local_lake(root: Path) -> LakeCatalog:
+    """The lake's Iceberg tables in a SQLite catalog with its warehouse under ``root``."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    (root / LAKE).mkdir(parents=True, exist_ok=True)
+    catalog = SqlCatalog(
+        "unit", uri=f"sqlite:///{root / 'catalog.db'}", warehouse=f"file://{root / LAKE}"
+    )
+    catalog.create_namespace_if_not_exists("lake")
+    return LakeCatalog(catalog, "lake", LAKE, LakeTables(), warehouse=f"file://{root / LAKE}")
+
+
 def local_writer(root: Path, quarantine: Any = None) -> tuple[KinesisBatchKernel, KeptRecords]:
     """The lake writer on the batch kernel, writing under ``root``."""
     kept = quarantine or KeptRecords()
-    store = ObjectStore(pafs.LocalFileSystem(), concurrency=4)
-    writer = LakeWriter(store, lake_bucket=str(root / LAKE))
-    return KinesisBatchKernel(writer, kept), kept
+    return KinesisBatchKernel(LakeWriter(local_lake(root)), kept), kept
 
 
 def read_lake(root: Path, event_type: str) -> pa.Table:
-    path = str(root / LAKE / table_name(event_type))
-    return ds.dataset(path, format="parquet", partitioning="hive").to_table()
-
-
-def files_under(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
+    table = local_lake(root).table(event_type)
+    if table.current_snapshot() is None:
+        return table.schema().as_arrow().empty_table()
+    return table.scan().to_arrow()
 
 
 def test_every_event_lands_once_with_typed_columns(tmp_path: Path) -> None:
@@ -108,7 +119,7 @@ def test_every_event_lands_once_with_typed_columns(tmp_path: Path) -> None:
         table = read_lake(tmp_path, event_type)
         ids = table.column("event_id").to_pylist()
         assert Counter(ids) == Counter(e["metadata"]["event_id"] for e in expected)
-        assert table.schema.field("occurred_at").type == pa.timestamp("ms", tz="UTC")
+        assert table.schema.field("occurred_at").type == pa.timestamp("us", tz="UTC")  # Iceberg: us
         rows = {row["event_id"]: row for row in table.to_pylist()}
         for event in expected:
             row = rows[event["metadata"]["event_id"]]
@@ -138,38 +149,74 @@ def test_every_event_lands_once_with_typed_columns(tmp_path: Path) -> None:
     )
 
 
-def test_object_keys_are_hive_partitions_named_by_shard_and_sequence_range(tmp_path: Path) -> None:
+def test_each_commit_raises_the_shards_watermark_in_its_table(tmp_path: Path) -> None:
     batch = mixed_batch(sample_events(60))
     writer, _ = local_writer(tmp_path)
 
     result = writer.process_batch(batch)
 
-    first, last = batch[0]["kinesis"]["sequenceNumber"], batch[-1]["kinesis"]["sequenceNumber"]
-    stem = f"{SHARD_ID}-{first}-{last}"
-    lake_keys = sorted(k.split(f"{LAKE}/", 1)[1] for k in result.detail if f"/{LAKE}/" in k)
-    assert lake_keys
-    for key in lake_keys:
-        table, partition, name = key.split("/")
-        assert table in {table_name(t) for t in EVENT_TYPES}
-        assert partition.startswith("dt=") and len(partition) == len("dt=2026-11-01")
-        assert name == f"{stem}.parquet"
+    last = int(batch[-1]["kinesis"]["sequenceNumber"])
+    commits = result.detail
+    assert commits and {c.table.split(".")[1] for c in commits} <= {
+        table_name(t) for t in EVENT_TYPES
+    }
+    lake = local_lake(tmp_path)
+    for commit in commits:
+        table = lake.catalog.load_table(commit.table)
+        assert watermark_of(table, SHARD_ID) == last
+        assert [f.name for f in table.spec().fields] == ["dt"]
 
 
-def test_redelivered_batch_overwrites_its_own_objects(tmp_path: Path) -> None:
+def test_redelivered_batch_commits_nothing(tmp_path: Path) -> None:
     events = sample_events()
     batch = mixed_batch(events)
     writer, _ = local_writer(tmp_path)
 
     first = writer.process_batch(batch)
-    before = files_under(tmp_path)
     again = writer.process_batch(batch)
 
-    assert sorted(again.detail) == sorted(first.detail)
-    assert files_under(tmp_path) == before  # same keys, same bytes: nothing added
+    assert sum(c.appended for c in first.detail) == len(events)
+    assert sum(c.appended for c in again.detail) == 0
+    assert sum(c.already_committed for c in again.detail) == len(events)
     total = sum(
         read_lake(tmp_path, t).num_rows for t in {e["metadata"]["event_type"] for e in events}
     )
     assert total == len(events)
+
+
+def test_a_longer_and_a_shorter_retry_each_commit_every_record_once(tmp_path: Path) -> None:
+    events = sample_events(90)
+    records = plain_records(events)
+    writer, _ = local_writer(tmp_path)
+
+    writer.process_batch(records[:30])  # committed; Lambda never heard (a crash)
+    writer.process_batch(records[:60])  # the retry, after more records arrived: longer
+    writer.process_batch(records[:45])  # a shorter one (the batch size was lowered)
+    writer.process_batch(records[45:])
+
+    ids = [
+        i
+        for t in {e["metadata"]["event_type"] for e in events}
+        for i in read_lake(tmp_path, t)["event_id"].to_pylist()
+    ]
+    assert sorted(ids) == sorted(e["metadata"]["event_id"] for e in events)
+
+
+def test_the_same_event_at_a_new_sequence_number_is_dropped(tmp_path: Path) -> None:
+    events = sample_events(40)
+    writer, _ = local_writer(tmp_path)
+    writer.process_batch(plain_records(events))
+
+    again = writer.process_batch(plain_records(events[::3], first=500))
+
+    assert sum(c.duplicates for c in again.detail) == len(events[::3])
+    assert again.counts["LakeDuplicatesDropped"] == len(events[::3])
+    ids = [
+        i
+        for t in {e["metadata"]["event_type"] for e in events}
+        for i in read_lake(tmp_path, t)["event_id"].to_pylist()
+    ]
+    assert sorted(ids) == sorted(e["metadata"]["event_id"] for e in events)
 
 
 def test_an_event_delivered_twice_in_a_batch_is_written_once(tmp_path: Path) -> None:
@@ -248,13 +295,13 @@ def test_event_date_partitions_follow_utc_event_time(tmp_path: Path) -> None:
     assert table["occurred_at"].to_pylist() == [late["metadata"]["occurred_at"]]
 
 
-@pytest.mark.parametrize("compression", ["zstd", "snappy"])
-def test_parquet_is_compressed(tmp_path: Path, compression: str) -> None:
-    tables = LakeTables(compression=compression)
-    decoded = [decode_event(encode_event(e)) for e in sample_events(20)]
-    (first, *_) = tables.files(decoded, "stem")
-    meta = pq.ParquetFile(pa.BufferReader(first.data)).metadata
-    assert meta.row_group(0).column(0).compression.lower() == compression
+def test_tables_write_zstd_parquet(tmp_path: Path) -> None:
+    writer, _ = local_writer(tmp_path)
+    writer.process_batch(plain_records(sample_events(20)))
+
+    (path,) = list((tmp_path / LAKE / "transaction_recorded" / "data").rglob("*.parquet"))[:1]
+    meta = pq.ParquetFile(path).metadata
+    assert meta.row_group(0).column(0).compression.lower() == "zstd"
 
 
 # --- a row the lake cannot hold is that row's problem, never the batch's ------------------------
@@ -317,13 +364,8 @@ def decoded_with_wide_amount(good: dict[str, Any]) -> tuple[bytes, DecodedEvent]
 def lake_rows(root: Path) -> Counter[str]:
     """Event id -> rows in the lake, over every table written."""
     rows: Counter[str] = Counter()
-    for table in (root / LAKE).iterdir():
-        path = str(table)
-        rows.update(
-            ds.dataset(path, format="parquet", partitioning="hive")
-            .to_table()["event_id"]
-            .to_pylist()
-        )
+    for event_type in EVENT_TYPES:
+        rows.update(read_lake(root, event_type)["event_id"].to_pylist())
     return rows
 
 
@@ -390,14 +432,14 @@ def test_lake_tables_set_aside_only_the_rows_that_cannot_be_converted() -> None:
     )
     given = [early, floor, *events[2:100], bad, *events[100:]]
 
-    built = LakeTables().build(given, "stem")
+    built = LakeTables().build(given)
 
     assert [r.position for r in built.rejected] == [0, 100]
     assert "before 2024-01-01" in built.rejected[0].reason
     assert "does not fit the lake table transaction_recorded" in built.rejected[1].reason
-    assert sum(f.events for f in built.files) == len(given) - 2
-    first_day = [f for f in built.files if "/dt=2024-01-01/" in f.key]
-    assert [f.events for f in first_day] == [1]  # the floor itself is the first partition
+    assert sum(len(r.positions) for r in built.rows) == len(given) - 2
+    days = [d for r in built.rows for d in r.table["dt"].to_pylist()]
+    assert days.count("2024-01-01") == 1  # the floor itself is the first partition
 
 
 def test_an_event_dated_before_the_lakes_first_partition_is_quarantined(tmp_path: Path) -> None:
@@ -428,7 +470,7 @@ def test_when_the_lakes_poison_cannot_be_quarantined_the_whole_batch_fails_and_a
     failing.consumer.consume(batch)
 
     assert all(isinstance(r.error, TransientError) for r in batch.records)
-    assert not (tmp_path / LAKE).exists()  # nothing written: the retry writes it all
+    assert not lake_rows(tmp_path)  # nothing written: the retry writes it all
     working, kept = local_writer(tmp_path)
     again = hand_built_batch(working, items)
     working.consumer.consume(again)
@@ -437,19 +479,20 @@ def test_when_the_lakes_poison_cannot_be_quarantined_the_whole_batch_fails_and_a
     assert lake_rows(tmp_path) == Counter(e["metadata"]["event_id"] for e in events)
 
 
-class BrokenStore(ObjectStore):
-    def __init__(self, error: Exception) -> None:
-        super().__init__(pafs.LocalFileSystem())
+class BrokenCommitter(IcebergCommitter):
+    def __init__(self, lake: LakeCatalog, error: Exception) -> None:
+        super().__init__(lake)
         self.error = error
 
-    def put_all(self, writes: Any) -> None:
+    def commit(self, *args: Any, **kwargs: Any) -> Any:
         raise self.error
 
 
 def test_a_transient_write_failure_fails_the_whole_batch(tmp_path: Path) -> None:
     batch = plain_records(sample_events(20))
+    lake = local_lake(tmp_path)
     kernel = KinesisBatchKernel(
-        LakeWriter(BrokenStore(TransientError("SlowDown")), lake_bucket="lake"), KeptRecords()
+        LakeWriter(lake, BrokenCommitter(lake, TransientError("SlowDown"))), KeptRecords()
     )
 
     result = kernel.process_batch(batch)
@@ -458,8 +501,9 @@ def test_a_transient_write_failure_fails_the_whole_batch(tmp_path: Path) -> None
 
 
 def test_a_misconfigured_lake_fails_the_invocation_loudly(tmp_path: Path) -> None:
+    lake = local_lake(tmp_path)
     kernel = KinesisBatchKernel(
-        LakeWriter(BrokenStore(MisconfigurationError("AccessDenied")), lake_bucket="lake"),
+        LakeWriter(lake, BrokenCommitter(lake, MisconfigurationError("AccessDenied"))),
         KeptRecords(),
     )
 
