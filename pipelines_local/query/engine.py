@@ -137,13 +137,14 @@ class LocalEngine:
             version = node.args.get("version")
             snapshot_id = None
             name = node.name
+            table = node.name
             if version is not None:
-                snapshot_id = self._snapshot_of(node.name, version, connection)
-                name = f"{node.name}__as_of_{index}"
+                snapshot_id = self._snapshot_of(table, version, connection)
+                name = f"{table}__as_of_{index}"
                 node.set("version", None)
                 node.set("this", exp.to_identifier(name))
             if name not in out:
-                out[name] = self.scan(node.name, pushed, snapshot_id)
+                out[name] = self.scan(table, pushed, snapshot_id)
         return out
 
     def scan(self, table: str, partitions: Any = None, snapshot_id: int | None = None) -> pa.Table:
@@ -253,12 +254,12 @@ def _constant(node: exp.Expr, connection: Any, *, quiet: bool = False) -> Any:
             return None
         raise QueryError(f"not a constant: {node.sql(dialect=DIALECT)}")
     try:
-        row = connection.execute(f"SELECT {node.sql(dialect='duckdb')}").fetchone()
+        rows = connection.execute(f"SELECT {node.sql(dialect='duckdb')}").fetchall()
     except (duckdb.Error, SqlglotError) as exc:
         if quiet:
             return None
         raise QueryError(f"cannot evaluate {node.sql(dialect=DIALECT)}: {exc}") from exc
-    return None if row is None else row[0]
+    return rows[0][0] if rows else None
 
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}

@@ -39,7 +39,6 @@ from tests.kinesis_events import (
 from tests.unit.test_lake_writer import (
     FailingQuarantine,
     KeptRecords,
-    files_under,
     mixed_batch,
     sample_events,
     too_wide_transaction,
@@ -47,6 +46,13 @@ from tests.unit.test_lake_writer import (
 )
 
 ARCHIVE = "archive"
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
 
 # Version 1 of the archive's schema, as files written before poison was archived hold it.
 ARCHIVE_SCHEMA_V1: dict[str, Any] = {
@@ -136,8 +142,15 @@ def test_archive_files_are_avro_containers_partitioned_by_arrival_hour(tmp_path:
         for r in batch
     }
     assert hours == expected and len(hours) > 1
-    first, last = batch[0]["kinesis"]["sequenceNumber"], batch[-1]["kinesis"]["sequenceNumber"]
-    assert {p.name for p in paths} == {f"{SHARD_ID}-{first}-{last}.avro"}
+    first_in_hour: dict[str, str] = {}  # each hour's file is named after its first record
+    for r in batch:
+        hour = datetime.fromtimestamp(r["kinesis"]["approximateArrivalTimestamp"], UTC)
+        first_in_hour.setdefault(
+            hour.strftime("events/dt=%Y-%m-%d/hour=%H"), r["kinesis"]["sequenceNumber"]
+        )
+    assert {str(p.relative_to(tmp_path / ARCHIVE)) for p in paths} == {
+        f"{hour}/{SHARD_ID}-{first}.avro" for hour, first in first_in_hour.items()
+    }
     for path in paths:
         with path.open("rb") as f:
             container = fastavro.reader(f)
@@ -283,11 +296,11 @@ def test_poison_entries_round_trip_byte_for_byte() -> None:
         Arrival(whole, None, CorruptRecordError("not base64", whole.data)),
     ]
 
-    files = archive_files(arrivals, "shardId-000000000001-42-43")
+    files = archive_files(arrivals)
 
     assert [f.key for f in files] == [
-        "events/dt=1970-01-01/hour=00/shardId-000000000001-42-43.avro",  # arrival unknown
-        "events/dt=2023-11-14/hour=22/shardId-000000000001-42-43.avro",
+        "events/dt=1970-01-01/hour=00/shardId-000000000001-43.avro",  # arrival unknown
+        "events/dt=2023-11-14/hour=22/shardId-000000000001-42.avro",
     ]
     back = [e for f in files for e in read_archive(f.data)]
     assert {e.record: e.poison_code for e in back} == {
@@ -295,7 +308,7 @@ def test_poison_entries_round_trip_byte_for_byte() -> None:
         whole: "corrupt_record",
     }
     assert all(e.event_type is None and e.event_id is None for e in back)
-    assert archive_files(arrivals, "shardId-000000000001-42-43") == files  # deterministic
+    assert archive_files(arrivals) == files  # deterministic
 
 
 def test_files_written_before_poison_was_archived_still_read() -> None:

@@ -46,13 +46,13 @@ def test_missing_or_malformed_projector_variables_are_refused(name: str, value: 
         ProjectorSettings.from_env(env)
 
 
-LAKE_ENV = {"LAKE_BUCKET": "lake", "QUARANTINE_BUCKET": "quarantine"}
+LAKE_ENV = {"LAKE_BUCKET": "lake", "GLUE_DATABASE": "db", "QUARANTINE_BUCKET": "quarantine"}
 
 
 def test_lake_writer_defaults_fill_what_terraform_leaves_out() -> None:
     settings = LakeWriterSettings.from_env(LAKE_ENV)
 
-    assert settings == LakeWriterSettings("lake", "quarantine")
+    assert settings == LakeWriterSettings("lake", "db", "quarantine")
     assert settings.service_name == "lake-writer"
     assert settings.compression == "zstd"
 
@@ -61,7 +61,6 @@ def test_every_lake_writer_variable_is_read() -> None:
     env = {
         **LAKE_ENV,
         "LAKE_COMPRESSION": "SNAPPY",
-        "WRITE_CONCURRENCY": "3",
         "POWERTOOLS_SERVICE_NAME": "lake",
         "POWERTOOLS_METRICS_NAMESPACE": "Test",
         "AWS_REGION": "eu-west-1",
@@ -70,7 +69,7 @@ def test_every_lake_writer_variable_is_read() -> None:
 
     settings = LakeWriterSettings.from_env(env)
 
-    assert (settings.compression, settings.write_concurrency) == ("snappy", 3)
+    assert (settings.compression, settings.glue_database) == ("snappy", "db")
     assert (settings.service_name, settings.metrics_namespace) == ("lake", "Test")
     assert (settings.region, settings.endpoint_url) == ("eu-west-1", "http://127.0.0.1:5000")
 
@@ -82,8 +81,7 @@ def test_every_lake_writer_variable_is_read() -> None:
         {"LAKE_BUCKET": " "},
         {"QUARANTINE_BUCKET": ""},
         {"LAKE_COMPRESSION": "gzip"},
-        {"WRITE_CONCURRENCY": "0"},
-        {"WRITE_CONCURRENCY": "many"},
+        {"GLUE_DATABASE": ""},
     ],
 )
 def test_a_missing_or_malformed_lake_writer_variable_is_refused(change: dict[str, str]) -> None:

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pytest
 
-from pipelines.consumers.lake import LakeTables
 from pipelines.contract.codec import decode_event, encode_event
 from pipelines_local.query import (
     LocalEngine,
@@ -26,6 +24,8 @@ from pipelines_local.query import (
 )
 from pipelines_local.query.named import render_template
 from pipelines_local.simulator import simulate
+from tests.lake import commit_events
+from tests.unit.test_lake_writer import local_lake
 
 
 def run_on_duckdb(athena_sql: str, **tables: pa.Table) -> list[tuple[object, ...]]:
@@ -131,8 +131,7 @@ def test_template_escapes_and_missing_variables():
 
 
 def test_engine_over_an_empty_lake_sees_empty_tables_with_the_glue_columns(tmp_path: Path):
-    (tmp_path / "lake").mkdir()
-    engine = LocalEngine("lake", pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()))
+    engine = LocalEngine(local_lake(tmp_path))
     result = engine.execute("SELECT * FROM metric_recorded")
     assert result.rows == []
     assert result.columns[:2] == ("event_id", "event_type")
@@ -141,14 +140,44 @@ def test_engine_over_an_empty_lake_sees_empty_tables_with_the_glue_columns(tmp_p
 
 def test_engine_reads_a_local_lake_with_dt_as_a_string(tmp_path: Path):
     events = [decode_event(encode_event(e)) for e in simulate(300, seed=3).events]
-    for lake_file in LakeTables().files(events, "shard-1-2"):
-        path = tmp_path / "lake" / lake_file.key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(lake_file.data)
-    engine = LocalEngine("lake", pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()))
+    lake = local_lake(tmp_path)
+    commit_events(lake, events, batch=100)
+    engine = LocalEngine(lake)
     result = engine.execute("SELECT typeof(dt), count(*) FROM metric_recorded GROUP BY 1")
     expected = sum(1 for e in events if e.event_type == "MetricRecorded")
     assert result.rows == [("VARCHAR", expected)]
+
+
+def test_engine_pushes_dt_filters_into_the_scan_and_answers_the_same(tmp_path: Path):
+    events = [decode_event(encode_event(e)) for e in simulate(300, seed=3).events]
+    lake = local_lake(tmp_path)
+    commit_events(lake, events, batch=100)
+    days = sorted({e.record["metadata"]["occurred_at"].strftime("%Y-%m-%d") for e in events})
+    engine = LocalEngine(lake)
+    sql = f"SELECT count(*) FROM transaction_recorded WHERE dt = '{days[0]}'"
+    expected = sum(
+        1
+        for e in events
+        if e.event_type == "TransactionRecorded"
+        and e.record["metadata"]["occurred_at"].strftime("%Y-%m-%d") == days[0]
+    )
+    assert engine.execute(sql).rows == [(expected,)]
+
+
+def test_engine_reads_an_earlier_snapshot_for_version_as_of(tmp_path: Path):
+    events = [decode_event(encode_event(e)) for e in simulate(300, seed=3).events]
+    lake = local_lake(tmp_path)
+    commit_events(lake, events[:150], batch=150)
+    first = lake.table("TransactionRecorded", refresh=True).current_snapshot()
+    assert first is not None
+    commit_events(lake, events[150:], batch=150, first_sequence=151)
+    engine = LocalEngine(lake)
+    then = engine.execute(
+        f"SELECT count(*) FROM transaction_recorded FOR VERSION AS OF {first.snapshot_id}"
+    )
+    now = engine.execute("SELECT count(*) FROM transaction_recorded")
+    assert then.rows == [(sum(1 for e in events[:150] if e.event_type == "TransactionRecorded"),)]
+    assert now.rows == [(sum(1 for e in events if e.event_type == "TransactionRecorded"),)]
 
 
 RESULT = QueryResult.of(

@@ -215,7 +215,10 @@ class LakeCatalog:
             schema=schema,
             location=f"{self.warehouse}/{identifier[1]}",
             partition_spec=spec,
-            properties=dict(TABLE_PROPERTIES),
+            properties={
+                **TABLE_PROPERTIES,
+                "write.parquet.compression-codec": self.tables.compression,
+            },
         )
 
     def _evolve(self, event_type: str, table: Table) -> Table:
