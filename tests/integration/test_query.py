@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,11 +12,12 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from pipelines.consumers.lake import LakeTables, table_name
+from pipelines.consumers.lake import table_name
 from pipelines.contract.codec import DecodedEvent, decode_event, encode_event
 from pipelines_local import cli
 from pipelines_local.query import AthenaEngine, LocalEngine, QueryError, named_query
 from pipelines_local.simulator import simulate
+from tests.lake import commit_events
 from tests.stack import DeployedStack
 
 pytestmark = pytest.mark.integration
@@ -25,18 +27,6 @@ BATCH = 500
 
 def decoded(events: list[dict[str, Any]]) -> list[DecodedEvent]:
     return [decode_event(encode_event(event)) for event in events]
-
-
-def write_lake(s3: Any, bucket: str, events: list[DecodedEvent]) -> int:
-    """Write the events as the lake writer would, one batch of BATCH events at a time."""
-    tables = LakeTables()
-    objects = 0
-    for start in range(0, len(events), BATCH):
-        stem = f"shardId-000000000000-{start:08d}-{start + BATCH - 1:08d}"
-        for lake_file in tables.files(events[start : start + BATCH], stem):
-            s3.put_object(Bucket=bucket, Key=lake_file.key, Body=lake_file.data)
-            objects += 1
-    return objects
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +40,26 @@ def events(today: datetime) -> list[DecodedEvent]:
     return decoded(simulate(2000, seed=1, start=today - timedelta(days=8)).events)
 
 
+@dataclass(frozen=True)
+class Lake:
+    database: str
+    bucket: str
+
+
 @pytest.fixture(scope="module")
-def lake(deployed: DeployedStack, events: list[DecodedEvent]) -> str:
-    """A copy of the deployed lake bucket, written as the lake writer would."""
-    bucket = deployed.isolated("lake-writer").buckets["lake"]
-    assert write_lake(deployed.client("s3"), bucket, events) > 6
-    return bucket
+def lake(deployed: DeployedStack, events: list[DecodedEvent]) -> Lake:
+    """A copy of the deployed lake (bucket and Glue database), committed as the lake writer
+    commits, one batch of BATCH events at a time."""
+    isolated = deployed.isolated("lake-writer")
+    lake = Lake(isolated.database, isolated.buckets["lake"])
+    catalog = deployed.workspace.lake_catalog(database=lake.database, bucket=lake.bucket)
+    assert commit_events(catalog, events, batch=BATCH) > 6
+    return lake
 
 
 @pytest.fixture
-def engine(lake: str, deployed: DeployedStack) -> LocalEngine:
-    return LocalEngine(lake, deployed.workspace.filesystem())
+def engine(lake: Lake, deployed: DeployedStack) -> LocalEngine:
+    return LocalEngine(deployed.workspace.lake_catalog(database=lake.database, bucket=lake.bucket))
 
 
 @pytest.mark.parametrize(
@@ -151,10 +150,17 @@ def run_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 @pytest.fixture
-def cli_args(lake: str, deployed: DeployedStack, monkeypatch) -> list[str]:
-    """The deployed workspace, as `pipeline up` recorded it; the lake copy as its bucket."""
+def cli_args(lake: Lake, deployed: DeployedStack, monkeypatch) -> list[str]:
+    """The deployed workspace, as `pipeline up` recorded it; the lake copy as its database."""
     monkeypatch.setenv("PIPELINE_STATE_DIR", str(deployed.workspace.state_dir))
-    return ["--workspace", deployed.workspace.name, "--bucket", lake]
+    return [
+        "--workspace",
+        deployed.workspace.name,
+        "--database",
+        lake.database,
+        "--bucket",
+        lake.bucket,
+    ]
 
 
 SQL = "SELECT dt, count(*) AS n FROM metric_recorded GROUP BY dt ORDER BY dt"
