@@ -6,51 +6,52 @@ and invoked by the local runtime in-process, with the function's environment; it
 :func:`reset` forgets it (and the cached lake writers) between runs.
 
 * :func:`deliver_twice` - every batch reaches the lake writer twice, back to back.
-* :func:`crash_midway` - on a batch's first delivery the lake writer puts the first half of
-  the batch's objects (under the batch's own keys), then the function crashes: a function
-  error, so the runtime delivers the same records again and the retry overwrites those keys.
+* :func:`crash_midway` - on a batch's first delivery the lake writer commits the first half
+  of the batch's tables, then the function crashes: a function error, so the runtime delivers
+  the same records again and the retry meets tables that already hold part of the batch.
+* :func:`longer_retry` - a batch's first delivery gives the writer only its first half (it
+  commits it), then the function crashes; the retry brings the whole batch: a longer range
+  than what was committed, as when a writer restarts from its checkpoint after new records
+  arrived.
+* :func:`shorter_retry` - a batch's first delivery commits the whole batch, then the function
+  crashes; the retry gives the writer the batch in two halves (the batch size changed): each
+  a shorter range, already committed.
 * :func:`s3_faults` - on the first delivery of one batch in :data:`S3_FAULT_ONE_IN`, the
-  lake writer's filesystem fails the :data:`S3_FAULT_AT`-th object it opens for writing
-  (an ``OSError``, as pyarrow raises for a failed ``PutObject`` or multipart upload); the
-  writer reports the whole batch failed and the runtime re-delivers it.
+  :data:`S3_FAULT_AT`-th object the writer's Iceberg file IO opens for writing fails with an
+  ``OSError``, as pyarrow raises for a throttled ``PutObject``; the writer reports the whole
+  batch failed and the runtime re-delivers it.
 
-How the faults are injected: pyarrow's S3 client is C++, not boto3, so botocore's event hooks
-(what the projector's throttling faults use) never see its requests. Instead the wrapper
-swaps, for one invocation, the object store of the very ``LakeWriter`` the handler uses (the
-one ``lake_writer_for`` caches) for one over a filesystem that delegates to the real S3
-filesystem and fails as described. Everything else - decoding, keys, Parquet, the archive,
-the batch response - is the real handler's.
-
-Why :func:`crash_midway` does not run the handler on half of the *records*, as the projector's
-wrapper does: the lake writer names its objects after the range of the batch it was given,
-so a half-batch invocation writes ``<shard>-<first>-<middle>`` objects that no delivery of
-the whole batch overwrites. Lambda only ever gives the function part of a batch when it
-bisects, which is why the lake writer's mapping must have ``BisectBatchOnFunctionError``
-false; a crash of the real function leaves some of the *whole* batch's objects written.
+How the faults are injected: pyiceberg writes data files, manifests and metadata through
+pyarrow's S3 client, which is C++, not boto3, so botocore's event hooks never see its
+requests. :func:`s3_faults` replaces, for one invocation, ``PyArrowFileIO.new_output`` with
+one whose files fail as described; :func:`crash_midway` swaps the committer of the very
+``LakeWriter`` the handler uses (the one ``lake_writer_for`` caches). The local runtime invokes
+one batch at a time, so a replacement lasts exactly one invocation. Everything else - decoding,
+Parquet, the Iceberg commits, the batch response - is the real handler's.
 """
 
 from __future__ import annotations
 
-import threading
+import copy
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pyarrow.fs as pafs
+from pyiceberg.io.pyarrow import PyArrowFile, PyArrowFileIO
 
 from functions.lake_writer import handler as lake_handler
-from pipelines.adapters.objects import ObjectStore, ObjectWrite
 from pipelines.consumers.config import LakeWriterSettings
+from pipelines.consumers.lake import Commit, IcebergCommitter
 from pipelines.stream.records import shard_id_of
 
 COUNTS: Counter[str] = Counter()
-_SEEN: set[str] = set()  # stems of batches delivered before
+_SEEN: set[str] = set()  # batches delivered before, by their first record
 
-# One batch in this many (by a hash of its key stem) meets an S3 fault on its first delivery.
+# One batch in this many (by a hash of its first record) meets an S3 fault on its first delivery.
 S3_FAULT_ONE_IN = 2
-S3_FAULT_AT = 2  # the object, in the order opened, whose write fails
+S3_FAULT_AT = 2  # the object, in the order opened for writing, whose write fails
 
 
 def reset() -> None:
@@ -65,31 +66,23 @@ def _write(event: dict[str, Any], context: Any) -> Any:
 
 
 def _first_delivery(event: dict[str, Any]) -> str | None:
-    """The batch's key stem if it was never delivered before, else ``None``."""
-    records = event["Records"]
-    first, last = records[0], records[-1]
-    stem = (
-        f"{shard_id_of(first['eventID'])}-{first['kinesis']['sequenceNumber']}-"
-        f"{last['kinesis']['sequenceNumber']}"
-    )
-    if stem in _SEEN:
+    """The batch's first record if the batch was never delivered before, else ``None``."""
+    first = event["Records"][0]
+    key = f"{shard_id_of(first['eventID'])}-{first['kinesis']['sequenceNumber']}"
+    if key in _SEEN:
         return None
-    _SEEN.add(stem)
-    return stem
+    _SEEN.add(key)
+    return key
 
 
-@contextmanager
-def _store(make: Callable[[ObjectStore], ObjectStore]) -> Iterator[None]:
-    """The handler's lake writer puts objects through ``make(its store)`` meanwhile."""
-    writer = lake_handler.lake_writer_for(LakeWriterSettings.from_env()).consumer
-    real = writer.store
-    writer.store = make(real)
-    try:
-        yield
-    finally:
-        replaced, writer.store = writer.store, real
-        if replaced._pool is not None:
-            replaced._pool.shutdown(wait=True)
+def _part(event: dict[str, Any], start: int, stop: int | None) -> dict[str, Any]:
+    part = copy.copy(event)
+    part["Records"] = event["Records"][start:stop]
+    return part
+
+
+class MidBatchCrash(RuntimeError):
+    """The function died after part of its batch was committed."""
 
 
 def deliver_twice(event: dict[str, Any], context: Any) -> Any:
@@ -98,27 +91,32 @@ def deliver_twice(event: dict[str, Any], context: Any) -> Any:
     return _write(event, context)
 
 
-class MidBatchCrash(RuntimeError):
-    """The function died after part of its batch's objects were written."""
+class _CrashingCommitter(IcebergCommitter):
+    """Commits the first ``commits`` tables of a batch, then dies."""
 
+    def __init__(self, real: IcebergCommitter, commits: int) -> None:
+        super().__init__(real.catalog)
+        self.left = commits
 
-class _CrashingStore(ObjectStore):
-    """Puts the first half of a batch's objects, one by one, then dies."""
-
-    def put_all(self, writes: Sequence[ObjectWrite]) -> None:
-        half = len(writes) // 2
-        for write in writes[:half]:
-            self.put(*write)
-        COUNTS["objects_before_crash"] += half
-        raise MidBatchCrash(f"crashed after writing {half} of {len(writes)} objects")
+    def commit(self, *args: Any, **kwargs: Any) -> Commit:
+        if self.left <= 0:
+            raise MidBatchCrash("crashed between two tables' commits")
+        self.left -= 1
+        COUNTS["commits_before_crash"] += 1
+        return super().commit(*args, **kwargs)
 
 
 def crash_midway(event: dict[str, Any], context: Any) -> Any:
-    """A batch's first delivery writes half its objects, then the function crashes."""
+    """A batch's first delivery commits half its tables, then the function crashes."""
     if _first_delivery(event) is None:
         return _write(event, context)
-    with _store(lambda real: _CrashingStore(real.filesystem, concurrency=1)):
+    writer = lake_handler.lake_writer_for(LakeWriterSettings.from_env()).consumer
+    real = writer.committer
+    writer.committer = _CrashingCommitter(real, commits=1)
+    try:
         response = _write(event, context)
+    finally:
+        writer.committer = real
     failed = len(response.get("batchItemFailures") or [])
     if failed != len(event["Records"]):  # the writer caught the crash and failed every record
         raise AssertionError(f"expected the whole batch to fail: {response}")
@@ -126,48 +124,67 @@ def crash_midway(event: dict[str, Any], context: Any) -> Any:
     raise MidBatchCrash(f"the function died part-way through {len(event['Records'])} records")
 
 
-class FlakyFilesystem:
-    """A pyarrow filesystem's stand-in: the ``fail_at``-th output stream opened raises.
+def longer_retry(event: dict[str, Any], context: Any) -> Any:
+    """The first delivery commits the batch's first half and dies; the retry is the whole."""
+    records = event["Records"]
+    if _first_delivery(event) is None or len(records) < 2:
+        return _write(event, context)
+    response = _write(_part(event, 0, len(records) // 2), context)
+    if response.get("batchItemFailures"):
+        raise AssertionError(f"the first half did not commit: {response}")
+    COUNTS["crashes"] += 1
+    raise MidBatchCrash(f"died after committing {len(records) // 2} of {len(records)} records")
 
-    Only what :class:`~pipelines.adapters.objects.ObjectStore` uses is provided (``type_name``
-    and ``open_output_stream``); the rest goes to the real filesystem.
-    """
 
-    def __init__(self, real: pafs.FileSystem, fail_at: int) -> None:
-        self.real = real
-        self.type_name = real.type_name
-        self.fail_at = fail_at
-        self.opened = 0
-        self._lock = threading.Lock()
+def shorter_retry(event: dict[str, Any], context: Any) -> Any:
+    """The first delivery commits the whole batch and dies; the retry comes in two halves."""
+    records = event["Records"]
+    if _first_delivery(event) is not None:
+        _write(event, context)
+        COUNTS["crashes"] += 1
+        raise MidBatchCrash(f"died after committing {len(records)} records")
+    half = len(records) // 2
+    failures: list[dict[str, str]] = []
+    for part in (_part(event, 0, half), _part(event, half, None)):
+        if part["Records"]:
+            COUNTS["halves"] += 1
+            failures.extend(_write(part, context).get("batchItemFailures") or [])
+    return {"batchItemFailures": failures[:1]}  # the earliest failure, as Lambda reads it
 
-    def open_output_stream(self, path: str, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            self.opened += 1
-            fail = self.opened == self.fail_at
-        if fail:
+
+@contextmanager
+def _failing_output(fail_at: int) -> Iterator[None]:
+    """The ``fail_at``-th file pyiceberg opens for writing meanwhile raises ``OSError``."""
+    real = PyArrowFileIO.new_output
+    opened = 0
+
+    def new_output(self: PyArrowFileIO, location: str) -> PyArrowFile:
+        nonlocal opened
+        opened += 1
+        if opened == fail_at:
             COUNTS["s3_faults"] += 1
-            raise OSError(f"When uploading part for key '{path}': AWS Error SLOW_DOWN (injected)")
-        return self.real.open_output_stream(path, *args, **kwargs)
+            raise OSError(
+                f"When uploading part for key '{location}': AWS Error SLOW_DOWN (injected)"
+            )
+        return real(self, location)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
+    PyArrowFileIO.new_output = new_output  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PyArrowFileIO.new_output = real  # type: ignore[method-assign]
 
 
-def _faulty(stem: str) -> bool:
-    return zlib.crc32(stem.encode()) % S3_FAULT_ONE_IN == 0
+def _faulty(key: str) -> bool:
+    return zlib.crc32(key.encode()) % S3_FAULT_ONE_IN == 0
 
 
 def s3_faults(event: dict[str, Any], context: Any) -> Any:
     """Some batches' first delivery meets a failed S3 write part-way through the batch."""
-    stem = _first_delivery(event)
-    if stem is None or not _faulty(stem):
+    key = _first_delivery(event)
+    if key is None or not _faulty(key):
         return _write(event, context)
-    with _store(
-        lambda real: ObjectStore(
-            FlakyFilesystem(real.filesystem, S3_FAULT_AT),
-            concurrency=real.concurrency,
-        )
-    ):
+    with _failing_output(S3_FAULT_AT):
         response = _write(event, context)
     if response.get("batchItemFailures"):
         COUNTS["failed_batches"] += 1

@@ -55,11 +55,16 @@ EVENT_TIME_COLUMN = "occurred_at"
 EVENT_ID_COLUMN = "event_id"
 WATERMARK_PREFIX = "pipelines.watermark."
 # Every table the lake creates has these; the writer's retries are its own (module docstring).
+# A commit copies the table's metadata several times over, so its cost grows with what the
+# metadata lists: at most 20 earlier metadata files are kept in its log (the older ones are
+# deleted by the commit that drops them), and compaction expires old snapshots.
 TABLE_PROPERTIES: Mapping[str, str] = {
     "format-version": "2",
     "write.parquet.compression-codec": "zstd",
     "commit.retry.num-retries": "0",
     "write.target-file-size-bytes": str(128 * 1024 * 1024),
+    "write.metadata.previous-versions-max": "20",
+    "write.metadata.delete-after-commit.enabled": "true",
 }
 
 
