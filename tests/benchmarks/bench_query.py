@@ -5,10 +5,12 @@ it would read over JSON lines, measured with DuckDB's profiling.
 
 100,000 simulated events, starting two days ago at 00:00 UTC so that the
 query's 7-day window holds all of them, are written to a temporary directory on
-local disk twice, in the same Hive layout (``<table>/dt=<yyyy-MM-dd>/...``):
+local disk twice, in the same Hive layout (``<table>/[data/]dt=<yyyy-MM-dd>/...``):
 
-* the lake: :meth:`LakeTables.files` over 5,000-event batches, one zstd Parquet
-  file per batch, event type and event date;
+* the lake: the lake's Iceberg tables in a local catalog, committed 5,000 events at a
+  time as the lake writer commits them: a zstd Parquet data file per commit, event type
+  and event date (Iceberg's data files are the ones a scan reads; its metadata is not
+  counted);
 * JSON lines: one ``.jsonl`` file per event type and event date, each line
   :func:`event_to_json` with compact separators.
 
@@ -47,13 +49,14 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from pipelines.consumers.lake import LakeTables
-from pipelines.consumers.lake.parquet import PARTITION_COLUMN
+from pipelines.consumers.lake.iceberg import PARTITION_COLUMN
 from pipelines.contract.codec import Codec, DecodedEvent
 from pipelines.contract.events import event_to_json
 from pipelines_local.catalog import table_name
 from pipelines_local.query import named_query, to_duckdb_sql
 from pipelines_local.simulator import simulate
 from tests.benchmarks.timing import median_cpu, pin_one_core
+from tests.lake import LAKE, commit_events, local_lake
 
 N_EVENTS = 100_000
 BATCH = 5_000
@@ -91,7 +94,7 @@ def _connect() -> duckdb.DuckDBPyConnection:
 
 
 def _parquet_view(connection: duckdb.DuckDBPyConnection, root: Path, table: str) -> None:
-    files = str(root / table / "*" / "*.parquet")
+    files = str(root / table / "data" / "*" / "*.parquet")
     connection.execute(
         f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{files}', "
         f"hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': 'VARCHAR'}})"
@@ -230,17 +233,14 @@ def _events() -> list[DecodedEvent]:
     return [codec.decode(codec.encode(e)) for e in workload.events]
 
 
-def _write_lake(root: Path, events: list[DecodedEvent]) -> tuple[int, int]:
-    tables = LakeTables(compression="zstd")
-    files = size = 0
-    for start in range(0, len(events), BATCH):
-        for lake_file in tables.files(events[start : start + BATCH], f"batch-{start:06d}"):
-            path = root / lake_file.key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(lake_file.data)
-            files += 1
-            size += len(lake_file.data)
-    return files, size
+def _write_lake(root: Path, events: list[DecodedEvent]) -> tuple[Path, int, int]:
+    """The events committed to a local Iceberg lake under ``root``, BATCH at a time: the
+    folder holding one folder per table, and the number and bytes of its data files."""
+    lake = local_lake(root, LakeTables(compression="zstd"))
+    commit_events(lake, events, batch=BATCH)
+    warehouse = root / LAKE
+    data = list(warehouse.rglob("*.parquet"))
+    return warehouse, len(data), sum(p.stat().st_size for p in data)
 
 
 def _write_jsonl(root: Path, events: list[DecodedEvent]) -> tuple[int, int]:
@@ -301,13 +301,13 @@ def _counted_parquet_bytes(root: Path, sql: str) -> tuple[int, list[Any]]:
     try:
         tables = sorted(p.name for p in root.iterdir())
         for table in tables:
-            paths = sorted(str(p) for p in (root / table).rglob("*.parquet"))
+            paths = sorted(str(p) for p in (root / table / "data").rglob("*.parquet"))
             dataset = ds.dataset(
                 paths,
                 format="parquet",
                 filesystem=filesystem,
                 partitioning=partitioning,
-                partition_base_dir=str(root / table),
+                partition_base_dir=str(root / table / "data"),
             )
             connection.register(table, dataset)
         handler.bytes_read = 0  # discovery reads footers once; count only the query's reads
@@ -339,8 +339,8 @@ def main() -> None:
     started = time.perf_counter()
     events = _events()
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
-        lake, jsonl = Path(tmp) / "lake", Path(tmp) / "jsonl"
-        lake_files, lake_size = _write_lake(lake, events)
+        jsonl = Path(tmp) / "jsonl"
+        lake, lake_files, lake_size = _write_lake(Path(tmp) / "iceberg", events)
         json_files, json_size = _write_jsonl(jsonl, events)
         print(
             f"{len(events):,} events ({time.perf_counter() - started:.1f} s to build): "

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from pipelines.consumers.config import SETTINGS_BY_FUNCTION, known_variables, required_variables
-from pipelines.event_time import EVENT_TIME_FLOOR_DATE
 from pipelines_local.catalog import current_schemas, glue_columns
 from pipelines_local.infra import stack
 from pipelines_local.infra.cli_config import provider_mirror
@@ -165,27 +164,26 @@ def test_uploads_notify_the_labeler_queue(deployed, aws):
     assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"].endswith("-uploads-dlq")
 
 
-def test_glue_columns_equal_the_avro_fields(deployed, aws):
+def test_glue_tables_are_iceberg_tables_whose_columns_equal_the_avro_fields(deployed, aws):
+    """`pipeline up` created the tables (Terraform owns the database): Iceberg tables at the
+    lake bucket, with the Avro fields as columns and then `dt`, their partition."""
     glue = aws("glue")
     database = deployed.outputs["glue_database"]
     schemas = current_schemas()
     assert set(deployed.outputs["lake_tables"]) == set(schemas)
+    lake = deployed.outputs["bucket_names"]["lake"]
     for event_type, schema in schemas.items():
         name = deployed.outputs["lake_tables"][event_type]["table_name"]
         table = glue.get_table(DatabaseName=database, Name=name)["Table"]
         columns = [
             {"name": c["Name"], "type": c["Type"]} for c in table["StorageDescriptor"]["Columns"]
         ]
-        assert columns == glue_columns(schema), event_type
-        assert [(p["Name"], p["Type"]) for p in table["PartitionKeys"]] == [("dt", "string")]
+        assert columns == [*glue_columns(schema), {"name": "dt", "type": "string"}], event_type
         parameters = table["Parameters"]
-        assert parameters["projection.enabled"] == "true"
-        assert parameters["projection.dt.type"] == "date"
-        assert parameters["projection.dt.format"] == "yyyy-MM-dd"
-        # Every event the decode path accepts is in a partition the projection covers.
-        assert parameters["projection.dt.range"] == f"{EVENT_TIME_FLOOR_DATE},NOW"
-        lake = deployed.outputs["bucket_names"]["lake"]
-        assert parameters["storage.location.template"] == f"s3://{lake}/{name}/dt=${{dt}}/"
+        assert parameters["table_type"].upper() == "ICEBERG"
+        assert parameters["metadata_location"].startswith(f"s3://{lake}/{name}/metadata/")
+        assert table["StorageDescriptor"]["Location"] == f"s3://{lake}/{name}"
+        assert "projection.enabled" not in parameters  # Iceberg plans its own partitions
 
 
 def test_athena_workgroup_enforces_a_scan_cutoff_and_encrypted_results(deployed, aws):

@@ -49,6 +49,7 @@ from tests.kinesis_events import (
     plain_records,
     sequence_number,
 )
+from tests.lake import local_lake
 
 LAKE = "lake"
 
@@ -78,18 +79,6 @@ def mixed_batch(events: list[dict[str, Any]], *, first: int = 1) -> list[dict[st
         records.append(aggregated_record(events[start : start + 10], n))
         n += 1
     return records
-
-
-def local_lake(root: Path) -> LakeCatalog:
-    """The lake's Iceberg tables in a SQLite catalog with its warehouse under ``root``."""
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    (root / LAKE).mkdir(parents=True, exist_ok=True)
-    catalog = SqlCatalog(
-        "unit", uri=f"sqlite:///{root / 'catalog.db'}", warehouse=f"file://{root / LAKE}"
-    )
-    catalog.create_namespace_if_not_exists("lake")
-    return LakeCatalog(catalog, "lake", LAKE, LakeTables(), warehouse=f"file://{root / LAKE}")
 
 
 def local_writer(root: Path, quarantine: Any = None) -> tuple[KinesisBatchKernel, KeptRecords]:

@@ -24,8 +24,7 @@ from pipelines_local.query import (
 )
 from pipelines_local.query.named import render_template
 from pipelines_local.simulator import simulate
-from tests.lake import commit_events
-from tests.unit.test_lake_writer import local_lake
+from tests.lake import commit_events, local_lake
 
 
 def run_on_duckdb(athena_sql: str, **tables: pa.Table) -> list[tuple[object, ...]]:
