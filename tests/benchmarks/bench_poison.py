@@ -12,7 +12,6 @@ counted too.
 
 from __future__ import annotations
 
-import io
 import math
 import random
 import shutil
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import pyarrow.parquet as pq
 
 from pipelines.adapters.quarantine import Quarantine
 from pipelines.consumers.alerts.alerter import build_alerter
@@ -158,27 +156,29 @@ def kernels(workspace: Workspace) -> dict[str, KinesisBatchKernel]:
         ),
         "lake-writer": build_lake_writer(
             lake,
-            workspace.filesystem(),
             Quarantine(s3, lake.quarantine_bucket, "lake-writer"),
+            catalog=workspace.lake_catalog().catalog,
         ),
         "archiver": build_archiver(ArchiverSettings.from_env(function_env("archiver")), s3),
     }
 
 
 def _sink_counts(workspace: Workspace) -> tuple[int, int]:
+    """Rows the lake's tables hold (as a reader scans them) and entries the archive holds."""
+    lake = workspace.lake_catalog()
+    rows = 0
+    for event_type in lake.tables.event_types:
+        table = lake.table(event_type, refresh=True)
+        if table.current_snapshot() is not None:
+            rows += table.scan(selected_fields=("event_id",)).to_arrow().num_rows
     s3 = workspace.client("s3")
-    rows = archived = 0
-    for bucket, suffix in (("lake", ".parquet"), ("archive", ".avro")):
-        name = workspace.bucket(bucket)
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-            for entry in page.get("Contents", []):
-                if not entry["Key"].endswith(suffix):
-                    continue
+    archived = 0
+    name = workspace.bucket("archive")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for entry in page.get("Contents", []):
+            if entry["Key"].endswith(".avro"):
                 body = s3.get_object(Bucket=name, Key=entry["Key"])["Body"].read()
-                if bucket == "lake":
-                    rows += pq.read_metadata(io.BytesIO(body)).num_rows
-                else:
-                    archived += sum(1 for _ in read_archive(body))
+                archived += sum(1 for _ in read_archive(body))
     return rows, archived
 
 

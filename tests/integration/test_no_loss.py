@@ -18,7 +18,6 @@ bytes that are not an event at all.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import random
@@ -30,7 +29,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 from pipelines.consumers.archive import read_archive
@@ -193,11 +191,13 @@ def outcome(deployed: DeployedStack) -> Outcome:
         result = runtime.run(until_drained=True, max_seconds=RUN_SECONDS)
         failed = int(runtime.output.metrics.total("RecordsFailed"))
     s3 = deployed.client("s3")
-    lake_ids: Counter[str] = Counter()
-    for key, data in _objects(s3, workspace.bucket("lake")).items():
-        if key.endswith(".parquet"):
-            column = pq.read_table(io.BytesIO(data), columns=["event_id"]).column("event_id")
-            lake_ids.update(column.to_pylist())
+    lake_ids: Counter[str] = Counter()  # as a reader sees the tables, not their objects
+    lake = workspace.lake_catalog()
+    for event_type in lake.tables.event_types:
+        table = lake.table(event_type, refresh=True)
+        if table.current_snapshot() is not None:
+            scan = table.scan(selected_fields=("event_id",)).to_arrow()
+            lake_ids.update(scan.column("event_id").to_pylist())
     archived: Counter[bytes] = Counter()
     for key, data in _objects(s3, workspace.bucket("archive")).items():
         if key.endswith(".avro"):
