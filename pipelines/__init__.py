@@ -2,7 +2,8 @@
 
 This package ships to Lambda whole (``make package``) and imports only what the
 functions' requirements install (``functions/requirements.txt``, plus boto3 from
-the runtime and pyarrow from the AWS SDK for pandas layer):
+the runtime, and pyarrow and pyiceberg from the lake writer's layer,
+``functions/lake-requirements.txt``):
 
 * :mod:`pipelines.contract` - the event contract: schemas, the codec, events;
 * :mod:`pipelines.stream` - aggregation, the one decode path of a record, the producer;

@@ -10,6 +10,32 @@ resource "aws_s3_object" "lambda_package" {
   kms_key_id  = aws_kms_key.this.arn
 }
 
+# The lake writer's own layer (`make package`: pyarrow, pyiceberg and what they import),
+# through S3 like the package. Not on a local endpoint: the local runtime runs the handlers
+# in-process from the project's environment, so the emulator would only hold 40 MB that
+# nothing loads, and every `pipeline up` would first have to build it.
+resource "aws_s3_object" "lake_layer" {
+  count = var.emulated ? 0 : 1
+
+  bucket      = module.storage.bucket_ids["artifacts"]
+  key         = "lambda/lake-layer-${filesha256(var.lake_layer)}.zip"
+  source      = var.lake_layer
+  source_hash = filemd5(var.lake_layer)
+  kms_key_id  = aws_kms_key.this.arn
+}
+
+resource "aws_lambda_layer_version" "lake" {
+  count = var.emulated ? 0 : 1
+
+  layer_name               = "${local.name}-lake"
+  description              = "pyarrow and pyiceberg for the lake writer (make package)"
+  s3_bucket                = aws_s3_object.lake_layer[0].bucket
+  s3_key                   = aws_s3_object.lake_layer[0].key
+  source_code_hash         = filebase64sha256(var.lake_layer)
+  compatible_runtimes      = [local.lambda_runtime.runtime]
+  compatible_architectures = [local.lambda_runtime.architecture]
+}
+
 locals {
   # The Lambda runtime, declared once: `make package` builds the dependencies for it too.
   lambda_runtime = jsondecode(file("${path.module}/lambda.json"))
@@ -38,6 +64,9 @@ locals {
     maximum_batching_window_in_seconds = 10
     bisect_batch_on_function_error     = false
   })
+  # Extra layers first, the lake layer last: where they overlap, the files the writer was
+  # tested with (tests/unit/test_packaging.py) win.
+  lake_writer_layers = concat(var.lake_writer_layers, aws_lambda_layer_version.lake[*].arn)
   # Key prefix of the archive's partitions in the archive bucket.
   archive_prefix = "events"
   # Where each projection lives, as the projector reads it (pipelines/consumers/config.py).
@@ -126,7 +155,7 @@ module "lake_writer" {
   runtime            = local.lambda_runtime.runtime
   architecture       = local.lambda_runtime.architecture
   package            = local.lambda_package
-  layers             = var.lake_writer_layers
+  layers             = local.lake_writer_layers
   memory_size        = 1024
   timeout            = 120
   kms_key_arn        = aws_kms_key.this.arn

@@ -13,6 +13,11 @@ output "region" {
   value       = local.region
 }
 
+output "lake_layer_arn" {
+  description = "Version ARN of the lake writer's layer (null on a local endpoint, which has none)."
+  value       = one(aws_lambda_layer_version.lake[*].arn)
+}
+
 output "kms_key_arn" {
   description = "Customer-managed key that encrypts the workspace's data."
   value       = aws_kms_key.this.arn

@@ -139,6 +139,17 @@ variable "lambda_package" {
   }
 }
 
+variable "lake_layer" {
+  description = "Path of the lake writer's layer (pyarrow, pyiceberg) built by `make package` (relative to terraform/ or absolute). Not read on a local endpoint."
+  type        = string
+  default     = "../build/lambda/lake-layer.zip"
+
+  validation {
+    condition     = endswith(var.lake_layer, ".zip")
+    error_message = "lake_layer must be a .zip file."
+  }
+}
+
 variable "fact_ttl_days" {
   description = "How long facts (activities, metrics) stay in their projection tables before DynamoDB expires them."
   type        = number
@@ -157,12 +168,12 @@ variable "emulated" {
 }
 
 variable "lake_writer_layers" {
-  description = "Layer version ARNs that give the lake writer pyarrow on AWS: the AWS SDK for pandas layer for Python 3.11 of your region (AWSSDKPandas-Python311). Not needed on a local endpoint, where the local runtime uses the project's own environment."
+  description = "Extra layer version ARNs for the lake writer (an extension, say), before its own lake layer. They count towards Lambda's 250 MiB unzipped limit, of which `make package` leaves 10% free."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = var.emulated || length(var.lake_writer_layers) > 0
-    error_message = "Set lake_writer_layers to the AWS SDK for pandas layer ARN of your region (arn:aws:lambda:<region>:336392948345:layer:AWSSDKPandas-Python311:<version>); the lake writer needs pyarrow."
+    condition     = length(var.lake_writer_layers) <= 4
+    error_message = "A function takes five layers, and the lake layer is one: at most four extra."
   }
 }

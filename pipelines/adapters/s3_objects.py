@@ -1,7 +1,7 @@
 """Whole objects through boto3's S3 client, for a function that has no pyarrow.
 
 :class:`~pipelines.adapters.objects.ObjectStore` writes through pyarrow's filesystem, which
-only the lake writer's runtime has (the AWS SDK for pandas layer). The archiver writes a
+only the lake writer's runtime has (the lake layer). The archiver writes a
 handful of Avro files a batch and needs nothing more than ``PutObject``.
 """
 

@@ -46,7 +46,7 @@ def render_override(state_dir: Path, max_retries: int = 3) -> str:
         f"  max_retries                 = {max_retries}\n"
         "}\n"
         "\n"
-        "# Tells the root module it is not on AWS (no AWS-managed Lambda layers here).\n"
+        "# Tells the root module it is not on AWS (no lake layer: handlers run in-process).\n"
         'variable "emulated" {\n'
         "  default = true\n"
         "}\n"

@@ -1,10 +1,11 @@
 """``make package``: the same inputs give the same bytes, with exactly what the functions import.
 
-The package is built once for the module. The import test runs a fresh interpreter with no
-site-packages at all: on its path are only the unpacked package and what Lambda supplies
-(the runtime's boto3 and its dependencies, pyarrow from the AWS SDK for pandas layer), so a
-module of the Lambda folder that imported moto, duckdb, sqlglot, rich or anything of
-``pipelines_local`` would fail here.
+The package and the lake layer are built once for the module. The import tests run a fresh
+interpreter with no site-packages at all: on its path are only the unpacked package, the
+unpacked lake layer where the function has it, and what the Lambda runtime supplies (boto3
+and its dependencies), so a module of the Lambda folder that imported moto, duckdb, sqlglot,
+rich or anything of ``pipelines_local`` would fail here, and so would a lake writer that
+needed something the layer lacks or trimmed.
 """
 
 from __future__ import annotations
@@ -14,20 +15,39 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
 
-from pipelines_local.packaging import PROJECT_ROOT, Package, build_package
+from pipelines.consumers.lake import table_name
+from pipelines_local.packaging import (
+    LAKE_LAYER_TRIM,
+    PROJECT_ROOT,
+    Package,
+    PackagingError,
+    build_lake_layer,
+    build_package,
+    check_unzipped_sizes,
+)
+from pipelines_local.simulator import simulate
+from tests.kinesis_events import plain_records
 
-# What the Lambda Python runtime (boto3 and its dependencies) and the pandas layer supply.
-PROVIDED_ON_AWS = ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "pyarrow")
+# What the Lambda Python runtime supplies: boto3 and its dependencies.
+PROVIDED_ON_AWS = ("boto3", "botocore", "s3transfer", "dateutil", "urllib3")
 LOCAL_ONLY = ("moto", "duckdb", "sqlglot", "rich", "pipelines_local", "pytest")
+# The lake layer's test stands a SQLite catalog in for Glue.
+CATALOG_STAND_IN = ("sqlalchemy",)
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
     return build_package(tmp_path_factory.mktemp("package") / "a.zip")
+
+
+@pytest.fixture(scope="module")
+def lake_layer(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    return build_lake_layer(tmp_path_factory.mktemp("layer") / "lake-layer.zip")
 
 
 def test_the_package_is_deterministic_and_complete(package: Package, tmp_path: Path) -> None:
@@ -66,7 +86,7 @@ def test_the_package_is_deterministic_and_complete(package: Package, tmp_path: P
 def _lambda_task(
     package: Package, tmp_path: Path, provided_names: tuple[str, ...]
 ) -> tuple[Path, Path]:
-    """The unpacked package, and a folder of what the runtime (and layers) provide."""
+    """The unpacked package, and a folder of what the runtime provides."""
     task_root = tmp_path / "task"
     with zipfile.ZipFile(package.path) as archive:
         archive.extractall(task_root)
@@ -78,13 +98,21 @@ def _lambda_task(
     return task_root, provided
 
 
+def _unpacked_layer(layer: Package, tmp_path: Path) -> Path:
+    """The layer's ``python/`` folder, as Lambda puts it on the path (``/opt/python``)."""
+    with zipfile.ZipFile(layer.path) as archive:
+        archive.extractall(tmp_path / "opt")
+    return tmp_path / "opt" / "python"
+
+
 def test_every_module_of_the_lambda_folder_imports_with_only_the_functions_requirements(
-    package: Package, tmp_path: Path
+    package: Package, lake_layer: Package, tmp_path: Path
 ) -> None:
     task_root, provided = _lambda_task(package, tmp_path, PROVIDED_ON_AWS)
+    layer = _unpacked_layer(lake_layer, tmp_path)
     script = f"""
 import importlib, json, pkgutil, sys
-sys.path[:0] = [{str(task_root)!r}, {str(provided)!r}]
+sys.path[:0] = [{str(task_root)!r}, {str(layer)!r}, {str(provided)!r}]
 imported, failed = [], {{}}
 for top in ("pipelines", "functions"):
     package = importlib.import_module(top)
@@ -120,12 +148,11 @@ print(json.dumps({{"imported": imported, "failed": failed, "local": local,
     assert set(result["imported"]) == expected
 
 
-def test_the_functions_without_the_pandas_layer_import_without_pyarrow(
+def test_the_functions_without_the_lake_layer_import_without_pyarrow(
     package: Package, tmp_path: Path
 ) -> None:
-    """Only the lake writer has the AWS SDK for pandas layer; the others must not need it."""
-    without_layer = tuple(n for n in PROVIDED_ON_AWS if n != "pyarrow")
-    task_root, provided = _lambda_task(package, tmp_path, without_layer)
+    """Only the lake writer has the lake layer; the others must not need it."""
+    task_root, provided = _lambda_task(package, tmp_path, PROVIDED_ON_AWS)
     script = f"""
 import importlib, json, sys
 sys.path[:0] = [{str(task_root)!r}, {str(provided)!r}]
@@ -136,7 +163,8 @@ for name in ("functions.archiver.handler", "functions.projector.handler",
         importlib.import_module(name)
     except Exception as exc:
         failed[name] = repr(exc)
-print(json.dumps({{"failed": failed, "pyarrow": "pyarrow" in sys.modules}}))
+print(json.dumps({{"failed": failed, "pyarrow": "pyarrow" in sys.modules,
+                  "pyiceberg": "pyiceberg" in sys.modules}}))
 """
     completed = subprocess.run(
         [sys.executable, "-I", "-S", "-c", script],
@@ -147,4 +175,116 @@ print(json.dumps({{"failed": failed, "pyarrow": "pyarrow" in sys.modules}}))
         env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
     )
     result = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert result == {"failed": {}, "pyarrow": False}
+    assert result == {"failed": {}, "pyarrow": False, "pyiceberg": False}
+
+
+def test_the_lake_layer_is_deterministic_and_laid_out_for_lambda(
+    lake_layer: Package, package: Package, tmp_path: Path
+) -> None:
+    second = build_lake_layer(tmp_path / "b.zip")
+    assert second.sha256 == lake_layer.sha256
+
+    with zipfile.ZipFile(lake_layer.path) as archive:
+        infos = archive.infolist()
+    names = [i.filename for i in infos]
+    assert names == sorted(names)
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert all(n.startswith("python/") for n in names)
+    assert lake_layer.unzipped == sum(i.file_size for i in infos)
+    for needed in (
+        "python/pyarrow/__init__.py",
+        "python/pyarrow/parquet/core.py",
+        "python/pyiceberg/catalog/glue.py",
+        "python/pyiceberg/io/pyarrow.py",
+        "python/pydantic_core/__init__.py",
+        "python/zstandard/__init__.py",
+    ):
+        assert needed in names, needed
+    # Built for Lambda (manylinux x86_64, CPython 3.11), as the package is.
+    assert any(n.startswith("python/pyarrow/lib.cpython-311-x86_64-linux-gnu") for n in names)
+    # Trimmed, and nothing Lambda or the package already supplies.
+    trimmed = [n for n in names if any(fnmatchcase(n[7:], rule) for rule in LAKE_LAYER_TRIM)]
+    assert trimmed == []
+    tops = {n.split("/")[1].split(".")[0].split("-")[0] for n in names}
+    assert not tops & {"boto3", "botocore", "s3transfer", "dateutil", "urllib3", "pyiceberg_core"}
+    with zipfile.ZipFile(package.path) as archive:
+        in_package = {n.split("/")[0].split(".")[0].split("-")[0] for n in archive.namelist()}
+    assert not tops & in_package, "the function's copy would shadow the layer's"
+
+
+def test_the_lake_writer_runs_on_its_package_and_layer_alone(
+    package: Package, lake_layer: Package, tmp_path: Path
+) -> None:
+    """Batches committed to Iceberg tables, read back, with only what Lambda would have."""
+    task_root, provided = _lambda_task(package, tmp_path, PROVIDED_ON_AWS + CATALOG_STAND_IN)
+    layer = _unpacked_layer(lake_layer, tmp_path)
+    events = simulate(60, 11).events
+    batches = [
+        plain_records(events),
+        plain_records(events),  # redelivered: the watermark covers it
+        plain_records(events[:20], first=500),  # replayed: the ids are in the tables
+    ]
+    warehouse = tmp_path / "warehouse"
+    warehouse.mkdir()
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "path": [str(task_root), str(layer), str(provided)],
+                "layer": str(layer),
+                "warehouse": str(warehouse),
+                "batches": batches,
+            }
+        )
+    )
+    completed = subprocess.run(
+        [sys.executable, "-I", "-S", str(Path(__file__).with_name("lake_writer_alone.py")), config],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+
+    assert result["failures"] == []
+    assert result["quarantined"] == []
+    expected: dict[str, list[str]] = {}
+    for event in events:
+        table = table_name(event["metadata"]["event_type"])
+        expected.setdefault(table, []).append(event["metadata"]["event_id"])
+    assert result["tables"] == {table: sorted(ids) for table, ids in expected.items()}
+    assert result["codecs"] == ["ZSTD"]
+    assert result["refused"] == "ValueError"
+    assert {name: error for name, error in result["extensions"].items() if error} == {}
+    assert {"pyarrow._parquet", "pyarrow._dataset", "pyarrow._s3fs"} <= set(result["extensions"])
+    assert {"pyarrow", "pyiceberg", "pydantic", "pydantic_core"} <= set(result["from_layer"])
+    assert not set(result["modules"]) & {"moto", "duckdb", "sqlglot", "pipelines_local", "pytest"}
+
+
+def _built(unzipped: int, size: int = 1) -> Package:
+    return Package(Path("x.zip"), "0" * 64, size, 1, unzipped)
+
+
+def test_the_size_check_refuses_a_lake_writer_above_its_share_of_the_limit() -> None:
+    check_unzipped_sizes(_built(40), _built(49), limit=100, budget=0.9)  # 89 of 90: fits
+    with pytest.raises(PackagingError) as refused:
+        check_unzipped_sizes(_built(40), _built(51), limit=100, budget=0.9)
+    message = str(refused.value)
+    assert "lake writer" in message and "90%" in message
+
+
+def test_the_size_check_refuses_a_package_too_large_for_every_function() -> None:
+    with pytest.raises(PackagingError, match="functions' package"):
+        check_unzipped_sizes(_built(95), _built(0), limit=100, budget=0.9)
+
+
+def test_the_figures_of_the_refusal_are_in_mib() -> None:
+    mib = 2**20
+    with pytest.raises(PackagingError) as refused:
+        check_unzipped_sizes(_built(20 * mib), _built(210 * mib))
+    message = str(refused.value)
+    assert "230.0 MiB" in message  # the lake writer's total
+    assert "package 20.0 MiB + lake layer 210.0 MiB" in message
+    assert "225.0 MiB" in message and "250.0 MiB" in message

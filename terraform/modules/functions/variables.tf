@@ -54,7 +54,7 @@ variable "package" {
 }
 
 variable "layers" {
-  description = "Lambda layer version ARNs (e.g. the AWS SDK for pandas layer that supplies pyarrow)."
+  description = "Lambda layer version ARNs, in the order Lambda extracts them (e.g. the lake writer's layer, which supplies pyarrow and pyiceberg)."
   type        = list(string)
   default     = []
 
