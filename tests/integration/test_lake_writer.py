@@ -140,9 +140,7 @@ def test_one_decimal_too_wide_among_600_good_events_is_the_lakes_poison_alone(
     assert invoke(batch) == {"batchItemFailures": []}
 
     event_types = {e["metadata"]["event_type"] for e in events}
-    assert _lake_ids(lake, event_types) == Counter(
-        e["metadata"]["event_id"] for e in events
-    )
+    assert _lake_ids(lake, event_types) == Counter(e["metadata"]["event_id"] for e in events)
     quarantined = _keys(s3, buckets["quarantine"])
     key = f"lake-writer/shardId-000000000006/{sequence_number(301)}-0"
     assert sorted(quarantined) == [f"{key}.avro", f"{key}.json"]
