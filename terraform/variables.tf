@@ -157,12 +157,39 @@ variable "emulated" {
 }
 
 variable "lake_writer_layers" {
-  description = "Layer version ARNs that give the lake writer pyarrow on AWS: the AWS SDK for pandas layer for Python 3.11 of your region (AWSSDKPandas-Python311). Not needed on a local endpoint, where the local runtime uses the project's own environment."
+  description = "Layer version ARNs that give the lake writer and the lake compactor pyarrow on AWS: the AWS SDK for pandas layer for Python 3.11 of your region (AWSSDKPandas-Python311). Not needed on a local endpoint, where the local runtime uses the project's own environment."
   type        = list(string)
   default     = []
 
   validation {
     condition     = var.emulated || length(var.lake_writer_layers) > 0
     error_message = "Set lake_writer_layers to the AWS SDK for pandas layer ARN of your region (arn:aws:lambda:<region>:336392948345:layer:AWSSDKPandas-Python311:<version>); the lake writer needs pyarrow."
+  }
+}
+
+variable "lake_compaction" {
+  description = "The lake compactor: its schedule (an EventBridge Scheduler expression, UTC), whether it runs, how long snapshots stay readable (time travel), how many are kept whatever their age, and how old an unreferenced file must be before it is deleted."
+  type = object({
+    schedule                = optional(string, "cron(30 2 * * ? *)")
+    enabled                 = optional(bool, true)
+    snapshot_retention_days = optional(number, 7)
+    snapshots_kept          = optional(number, 10)
+    orphan_min_age_hours    = optional(number, 72)
+  })
+  default = {}
+
+  validation {
+    condition     = can(regex("^(cron|rate)\\(.+\\)$", var.lake_compaction.schedule))
+    error_message = "lake_compaction.schedule must be a cron(...) or rate(...) expression."
+  }
+
+  validation {
+    condition     = var.lake_compaction.snapshot_retention_days >= 1 && var.lake_compaction.snapshots_kept >= 1
+    error_message = "lake_compaction must keep snapshots for at least a day, and at least one snapshot."
+  }
+
+  validation {
+    condition     = var.lake_compaction.orphan_min_age_hours >= 24
+    error_message = "lake_compaction.orphan_min_age_hours must be at least 24: a younger unreferenced file may belong to a commit in flight."
   }
 }
