@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "pipelines_local.commands.run",
     "pipelines_local.commands.deadletters",
     "pipelines_local.commands.query",
+    "pipelines_local.commands.lake",
     "pipelines_local.commands.package",
     "pipelines_local.commands.demo",
 )

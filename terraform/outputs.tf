@@ -54,12 +54,22 @@ output "table_names" {
 }
 
 output "function_names" {
-  description = "Lambda function names by their name in Terraform (projector, alerter, lake-writer, archiver)."
+  description = "Lambda function names by their name in Terraform (projector, alerter, lake-writer, lake-compactor, archiver)."
   value = {
-    projector     = module.projector.function_name
-    alerter       = module.alerter.function_name
-    "lake-writer" = module.lake_writer.function_name
-    archiver      = module.archiver.function_name
+    projector        = module.projector.function_name
+    alerter          = module.alerter.function_name
+    "lake-writer"    = module.lake_writer.function_name
+    "lake-compactor" = module.lake_compactor.function_name
+    archiver         = module.archiver.function_name
+  }
+}
+
+output "lake_compaction_schedule" {
+  description = "EventBridge Scheduler schedule that invokes the lake compactor, and its expression."
+  value = {
+    name       = aws_scheduler_schedule.lake_compaction.name
+    expression = aws_scheduler_schedule.lake_compaction.schedule_expression
+    state      = aws_scheduler_schedule.lake_compaction.state
   }
 }
 

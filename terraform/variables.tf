@@ -168,12 +168,39 @@ variable "emulated" {
 }
 
 variable "lake_writer_layers" {
-  description = "Extra layer version ARNs for the lake writer (an extension, say), before its own lake layer. They count towards Lambda's 250 MiB unzipped limit, of which `make package` leaves 10% free."
+  description = "Extra layer version ARNs for the lake writer and the lake compactor (an extension, say), before its own lake layer. They count towards Lambda's 250 MiB unzipped limit, of which `make package` leaves 10% free."
   type        = list(string)
   default     = []
 
   validation {
     condition     = length(var.lake_writer_layers) <= 4
     error_message = "A function takes five layers, and the lake layer is one: at most four extra."
+  }
+}
+
+variable "lake_compaction" {
+  description = "The lake compactor: its schedule (an EventBridge Scheduler expression, UTC), whether it runs, how long snapshots stay readable (time travel), how many are kept whatever their age, and how old an unreferenced file must be before it is deleted."
+  type = object({
+    schedule                = optional(string, "cron(30 2 * * ? *)")
+    enabled                 = optional(bool, true)
+    snapshot_retention_days = optional(number, 7)
+    snapshots_kept          = optional(number, 10)
+    orphan_min_age_hours    = optional(number, 72)
+  })
+  default = {}
+
+  validation {
+    condition     = can(regex("^(cron|rate)\\(.+\\)$", var.lake_compaction.schedule))
+    error_message = "lake_compaction.schedule must be a cron(...) or rate(...) expression."
+  }
+
+  validation {
+    condition     = var.lake_compaction.snapshot_retention_days >= 1 && var.lake_compaction.snapshots_kept >= 1
+    error_message = "lake_compaction must keep snapshots for at least a day, and at least one snapshot."
+  }
+
+  validation {
+    condition     = var.lake_compaction.orphan_min_age_hours >= 24
+    error_message = "lake_compaction.orphan_min_age_hours must be at least 24: a younger unreferenced file may belong to a commit in flight."
   }
 }

@@ -66,6 +66,15 @@ LAKE_BUCKET = Variable("LAKE_BUCKET", "the Iceberg tables' data and metadata, a 
 GLUE_DATABASE = Variable("GLUE_DATABASE", "the Glue database of the lake's Iceberg tables")
 LAKE_COMPRESSION = Variable("LAKE_COMPRESSION", "Parquet codec: zstd or snappy", "zstd")
 
+# The lake compactor's retention of the tables' history.
+SNAPSHOT_RETENTION_DAYS = Variable(
+    "SNAPSHOT_RETENTION_DAYS", "days a lake table's snapshots stay readable by time travel", "7"
+)
+SNAPSHOTS_KEPT = Variable("SNAPSHOTS_KEPT", "snapshots a lake table keeps whatever their age", "10")
+ORPHAN_MIN_AGE_HOURS = Variable(
+    "ORPHAN_MIN_AGE_HOURS", "age an unreferenced file of a lake table reaches before deletion", "72"
+)
+
 # The archiver's bucket.
 ARCHIVE_BUCKET = Variable("ARCHIVE_BUCKET", "Avro container files of the exact record bytes")
 ARCHIVE_PREFIX = Variable("ARCHIVE_PREFIX", "key prefix of the archive's partitions", "events")
@@ -245,6 +254,47 @@ class LakeWriterSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LakeCompactorSettings:
+    """Everything the lake compactor needs to know about its environment."""
+
+    VARIABLES: ClassVar[tuple[Variable, ...]] = (
+        *_COMMON,
+        AWS_REGION,
+        AWS_DEFAULT_REGION,
+        LAKE_BUCKET,
+        GLUE_DATABASE,
+        SNAPSHOT_RETENTION_DAYS,
+        SNAPSHOTS_KEPT,
+        ORPHAN_MIN_AGE_HOURS,
+    )
+
+    lake_bucket: str
+    glue_database: str
+    snapshot_retention_days: int = 7
+    snapshots_kept: int = 10
+    orphan_min_age_hours: int = 72
+    service_name: str = "lake-compactor"
+    metrics_namespace: str = "Pipelines"
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LakeCompactorSettings:
+        env = Environment(environ)
+        return cls(
+            lake_bucket=env.text(LAKE_BUCKET),
+            glue_database=env.text(GLUE_DATABASE),
+            snapshot_retention_days=env.positive_int(SNAPSHOT_RETENTION_DAYS),
+            snapshots_kept=env.positive_int(SNAPSHOTS_KEPT),
+            orphan_min_age_hours=env.positive_int(ORPHAN_MIN_AGE_HOURS),
+            service_name=env.text(SERVICE_NAME, "lake-compactor"),
+            metrics_namespace=env.text(METRICS_NAMESPACE),
+            region=env.text(AWS_REGION) or env.text(AWS_DEFAULT_REGION) or "us-east-1",
+            endpoint_url=env.optional(AWS_ENDPOINT_URL),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ArchiverSettings:
     """Everything the archiver needs to know about its environment."""
 
@@ -330,14 +380,19 @@ class AlerterSettings:
         )
 
 
-Settings = ProjectorSettings | LakeWriterSettings | ArchiverSettings | AlerterSettings
+Settings = (
+    ProjectorSettings
+    | LakeWriterSettings
+    | LakeCompactorSettings
+    | ArchiverSettings
+    | AlerterSettings
+)
 
 # Each deployed function's settings, by its name in Terraform (``module "<name>"``).
-SETTINGS_BY_FUNCTION: dict[
-    str, type[ProjectorSettings | LakeWriterSettings | ArchiverSettings | AlerterSettings]
-] = {
+SETTINGS_BY_FUNCTION: dict[str, type[Settings]] = {
     "projector": ProjectorSettings,
     "lake-writer": LakeWriterSettings,
+    "lake-compactor": LakeCompactorSettings,
     "archiver": ArchiverSettings,
     "alerter": AlerterSettings,
 }

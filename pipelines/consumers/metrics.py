@@ -31,6 +31,14 @@ EVENTS_WRITTEN = "EventsWrittenToLake"
 LAKE_DUPLICATES_DROPPED = "LakeDuplicatesDropped"  # an event_id the table already held
 LAKE_COMMIT_RETRIES = "LakeCommitRetries"  # commits redone after losing a race
 
+# The lake compactor's, per run.
+LAKE_PARTITIONS_COMPACTED = "LakePartitionsCompacted"
+LAKE_FILES_COMPACTED_AWAY = "LakeFilesCompactedAway"  # data files less after the rewrites
+LAKE_DUPLICATES_REMOVED = "LakeDuplicatesRemoved"  # copies of an event_id a rewrite dropped
+LAKE_COMPACTION_RETRIES = "LakeCompactionRetries"  # rewrites redone after losing a race
+LAKE_SNAPSHOTS_EXPIRED = "LakeSnapshotsExpired"
+LAKE_ORPHAN_FILES_DELETED = "LakeOrphanFilesDeleted"
+
 # The archiver's.
 EVENTS_ARCHIVED = "EventsArchived"
 POISON_ARCHIVED = "PoisonArchived"

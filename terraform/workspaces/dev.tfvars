@@ -10,3 +10,7 @@ lifecycle_days = {
   noncurrent_expiration     = 7
 }
 athena_bytes_scanned_cutoff = 1073741824 # 1 GiB
+lake_compaction = {
+  snapshot_retention_days = 3
+  snapshots_kept          = 5
+}

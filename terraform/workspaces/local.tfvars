@@ -11,3 +11,9 @@ lifecycle_days = {
   athena_results_expiration = 1
   noncurrent_expiration     = 7
 }
+# The local runtime does not fire schedules: `pipeline lake compact` runs it by hand.
+lake_compaction = {
+  snapshot_retention_days = 1
+  snapshots_kept          = 5
+  orphan_min_age_hours    = 24
+}

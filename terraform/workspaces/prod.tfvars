@@ -14,3 +14,10 @@ lifecycle_days = {
 }
 athena_bytes_scanned_cutoff = 107374182400 # 100 GiB
 iterator_age_alarm_ms       = 30000
+# Two weeks of time travel on the lake; compaction after the night's late events.
+lake_compaction = {
+  schedule                = "cron(30 3 * * ? *)"
+  snapshot_retention_days = 14
+  snapshots_kept          = 20
+  orphan_min_age_hours    = 96
+}

@@ -287,3 +287,24 @@ def test_down_stops_the_embedded_emulator_once_no_workspace_holds_anything(tmp_p
     assert stack.running_emulator(tmp_path) is None
     with pytest.raises(ProcessLookupError):
         os.kill(record["pid"], 0)
+
+
+def test_a_schedule_invokes_the_lake_compactor_daily_and_may_do_nothing_else(deployed, aws):
+    schedule = aws("scheduler").get_schedule(
+        Name=deployed.outputs["lake_compaction_schedule"]["name"]
+    )
+    compactor = deployed.function_config("lake-compactor")
+    assert schedule["ScheduleExpression"] == "cron(30 2 * * ? *)"
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert schedule["State"] == "ENABLED"
+    assert schedule["Target"]["Arn"] == compactor.arn
+    assert schedule["KmsKeyArn"] == deployed.outputs["kms_key_arn"]
+    role = schedule["Target"]["RoleArn"].rsplit("/", 1)[1]
+    document = aws("iam").get_role_policy(RoleName=role, PolicyName="least-privilege")
+    policy = document["PolicyDocument"]
+    policy = json.loads(policy) if isinstance(policy, str) else policy
+    (invoke,) = [s for s in policy["Statement"] if "lambda:InvokeFunction" in str(s["Action"])]
+    assert invoke["Resource"] == compactor.arn
+    lam = aws("lambda")
+    assert lam.list_event_source_mappings(FunctionName=compactor.arn)["EventSourceMappings"] == []
+    assert compactor.timeout_seconds == 900

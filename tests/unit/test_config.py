@@ -8,6 +8,7 @@ from pipelines.consumers.config import (
     SETTINGS_BY_FUNCTION,
     AlerterSettings,
     ArchiverSettings,
+    LakeCompactorSettings,
     LakeWriterSettings,
     ProjectorSettings,
     SettingsError,
@@ -87,6 +88,49 @@ def test_every_lake_writer_variable_is_read() -> None:
 def test_a_missing_or_malformed_lake_writer_variable_is_refused(change: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         LakeWriterSettings.from_env({**LAKE_ENV, **change})
+
+
+COMPACTOR_ENV = {"LAKE_BUCKET": "lake", "GLUE_DATABASE": "pipelines_dev_lake"}
+
+
+def test_lake_compactor_defaults_fill_what_terraform_leaves_out() -> None:
+    settings = LakeCompactorSettings.from_env(COMPACTOR_ENV)
+
+    assert settings == LakeCompactorSettings("lake", "pipelines_dev_lake")
+    assert settings.service_name == "lake-compactor"
+    assert (settings.snapshot_retention_days, settings.snapshots_kept) == (7, 10)
+    assert settings.orphan_min_age_hours == 72
+
+
+def test_every_lake_compactor_variable_is_read() -> None:
+    env = {
+        **COMPACTOR_ENV,
+        "SNAPSHOT_RETENTION_DAYS": "14",
+        "SNAPSHOTS_KEPT": "20",
+        "ORPHAN_MIN_AGE_HOURS": "96",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+    }
+
+    settings = LakeCompactorSettings.from_env(env)
+
+    assert (settings.snapshot_retention_days, settings.snapshots_kept) == (14, 20)
+    assert settings.orphan_min_age_hours == 96
+    assert (settings.region, settings.endpoint_url) == ("eu-west-1", "http://127.0.0.1:5000")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"GLUE_DATABASE": ""},
+        {"SNAPSHOTS_KEPT": "0"},
+        {"SNAPSHOT_RETENTION_DAYS": "a week"},
+        {"ORPHAN_MIN_AGE_HOURS": "-1"},
+    ],
+)
+def test_a_missing_or_malformed_lake_compactor_variable_is_refused(change: dict[str, str]) -> None:
+    with pytest.raises(SettingsError):
+        LakeCompactorSettings.from_env({**COMPACTOR_ENV, **change})
 
 
 ARCHIVER_ENV = {"ARCHIVE_BUCKET": "archive", "QUARANTINE_BUCKET": "quarantine"}

@@ -67,6 +67,7 @@ def test_the_package_is_deterministic_and_complete(package: Package, tmp_path: P
         "functions/projector/handler.py",
         "functions/archiver/handler.py",
         "functions/lake_writer/handler.py",
+        "functions/lake_compactor/handler.py",
         "functions/alerter/handler.py",
         "pipelines/_schemas/EventMetadata.avsc",
         "pipelines/_schemas/history/FINGERPRINTS",

@@ -1,5 +1,7 @@
-"""The lake: one Apache Iceberg table per event type, and the writer that fills it."""
+"""The lake: one Apache Iceberg table per event type, the writer that fills it, and the
+compactor that keeps its partitions few-filed and its history bounded."""
 
+from pipelines.consumers.lake.compaction import Compactor, PartitionCompaction, TableCompaction
 from pipelines.consumers.lake.iceberg import (
     Commit,
     IcebergCommitter,
@@ -8,20 +10,28 @@ from pipelines.consumers.lake.iceberg import (
     watermark_of,
     watermark_property,
 )
+from pipelines.consumers.lake.maintenance import build_lake_compactor, compact_lake
 from pipelines.consumers.lake.parquet import LakeBuild, LakeRows, LakeTables, RejectedRow
+from pipelines.consumers.lake.retention import Retention
 from pipelines.consumers.lake.schema import hive_type_of, lake_schema, table_name
 from pipelines.consumers.lake.writer import LakeWriter, build_lake_writer
 
 __all__ = [
     "Commit",
+    "Compactor",
     "IcebergCommitter",
     "LakeBuild",
     "LakeCatalog",
     "LakeRows",
     "LakeTables",
     "LakeWriter",
+    "PartitionCompaction",
     "RejectedRow",
+    "Retention",
+    "TableCompaction",
+    "build_lake_compactor",
     "build_lake_writer",
+    "compact_lake",
     "glue_catalog",
     "hive_type_of",
     "lake_schema",

@@ -1,0 +1,1 @@
+"""The lake compactor function: the lake's closed partitions rewritten, its history bounded."""
