@@ -59,7 +59,7 @@ WORKLOAD_EVENTS = 500
 WORKLOAD_SEED = 7
 # Small aggregates, so a batch holds several KPL records and a record several events.
 MAX_AGGREGATE_BYTES = 1500
-BATCH_SIZE = 30
+BATCH_SIZE = 20
 MAX_RETRIES = 10
 RUN_SECONDS = 90
 
