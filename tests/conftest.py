@@ -6,6 +6,8 @@
   and contract tests take tables, buckets, functions and their environments from it.
 * ``emulator`` - a plain emulator for tests of the emulator and the local runtime that
   create their own streams, queues and functions (session scope).
+* ``emulator_as_released`` - an emulator running moto without any of our patches (session
+  scope), for the ``*_as_released`` tests; ``moto_as_released("glue")`` builds a client for it.
 * ``aws_env`` - ``os.environ`` pointed at the emulator for one test (endpoint, test credentials,
   us-east-1); returns the variables it set.
 * ``aws_client`` - ``aws_client("kinesis")`` builds a boto3 client bound to the emulator.
@@ -23,6 +25,7 @@ import pytest
 from botocore.config import Config
 
 from pipelines_local.emulator import EmulatorProcess, emulator_env, start_emulator, stop_emulator
+from pipelines_local.emulator.patches import patch_names
 from pipelines_local.infra import stack
 from pipelines_local.infra.cli_config import provider_mirror
 from pipelines_local.workspace import Workspace
@@ -91,9 +94,27 @@ def aws_env(emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> dict[
     return _point_at(emulator.endpoint_url, monkeypatch)
 
 
+@pytest.fixture(scope="session")
+def emulator_as_released() -> Iterator[EmulatorProcess]:
+    """An emulator running moto without any of our patches, once for the whole session."""
+    with start_emulator(disabled_patches=patch_names()) as unpatched:
+        yield unpatched
+
+
 @pytest.fixture
 def aws_client(emulator: EmulatorProcess) -> Callable[[str], Any]:
     """A factory of boto3 clients bound to the emulator (few retries, so failures are quick)."""
+    return client_factory(emulator)
+
+
+@pytest.fixture
+def moto_as_released(emulator_as_released: EmulatorProcess) -> Callable[[str], Any]:
+    """A factory of boto3 clients bound to the emulator without our patches."""
+    return client_factory(emulator_as_released)
+
+
+def client_factory(emulator: EmulatorProcess) -> Callable[[str], Any]:
+    """A factory of boto3 clients bound to ``emulator`` (few retries, so failures are quick)."""
     env = emulator.env()
 
     def make(service: str) -> Any:

@@ -1,8 +1,9 @@
 """The emulator behaves as AWS where moto 5.2.5 does not (one section per patch).
 
 Every test talks to a running emulator over HTTP with boto3. Each ``*_as_released`` test runs
-the same scenario on moto without our patches and checks the difference is still there: when a
-moto upgrade fixes one, that test fails and the patch can go.
+the same scenario on moto without our patches (the session's ``moto_as_released`` clients) and
+checks the difference is still there: when a moto upgrade fixes one, that test fails and the
+patch can go.
 """
 
 from __future__ import annotations
@@ -11,16 +12,11 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-
-from pipelines_local.emulator import EmulatorProcess, start_emulator
-from pipelines_local.emulator.patches import patch_names
-from tests.conftest import CLIENT_CONFIG
 
 pytestmark = pytest.mark.integration
 
@@ -32,27 +28,6 @@ QUEUE_POLICY = {
         {"Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage", "Resource": "*"}
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def moto_as_released() -> Iterator[ClientFactory]:
-    """A client factory for an emulator running moto without any of our patches."""
-    with start_emulator(disabled_patches=patch_names()) as unpatched:
-        yield _client_factory(unpatched)
-
-
-def _client_factory(emulator: EmulatorProcess) -> ClientFactory:
-    def make(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=emulator.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            config=CLIENT_CONFIG,
-        )
-
-    return make
 
 
 def _name(prefix: str) -> str:
@@ -535,3 +510,83 @@ def test_function_configs_as_released(moto_as_released: ClientFactory) -> None:
     config = _function_with_configs(moto_as_released)
     assert "DeadLetterConfig" not in config
     assert "LoggingConfig" not in config
+
+
+# --- 10. Glue UpdateTable at a VersionId ---------------------------------------------------------
+
+
+def _glue_table(glue: Any) -> tuple[str, str, str]:
+    """A new Glue table pointing at its first metadata file; (database, table, VersionId) back."""
+    database, table = _name("db"), "events"
+    glue.create_database(DatabaseInput={"Name": database})
+    glue.create_table(
+        DatabaseName=database,
+        TableInput={"Name": table, "Parameters": {"metadata_location": "s3://lake/v1.json"}},
+    )
+    version: str = glue.get_table(DatabaseName=database, Name=table)["Table"]["VersionId"]
+    return database, table, version
+
+
+def _point_at(glue: Any, database: str, table: str, location: str, **version: str) -> None:
+    glue.update_table(
+        DatabaseName=database,
+        TableInput={"Name": table, "Parameters": {"metadata_location": location}},
+        **version,
+    )
+
+
+def _table(glue: Any, database: str, table: str) -> dict[str, Any]:
+    found: dict[str, Any] = glue.get_table(DatabaseName=database, Name=table)["Table"]
+    return found
+
+
+def test_update_table_at_a_stale_version_is_refused(aws_client: ClientFactory) -> None:
+    glue = aws_client("glue")
+    database, table, read = _glue_table(glue)
+    _point_at(glue, database, table, "s3://lake/v2.json", VersionId=read)
+    current = _table(glue, database, table)
+
+    with pytest.raises(ClientError) as raised:
+        _point_at(glue, database, table, "s3://lake/v2-lost.json", VersionId=read)
+
+    error = raised.value.response["Error"]
+    assert error["Code"] == "ConcurrentModificationException"
+    assert error["Message"] == "Update table failed due to concurrent modifications."
+    assert _table(glue, database, table) == current
+
+
+def test_update_table_at_the_current_version_advances_it(aws_client: ClientFactory) -> None:
+    glue = aws_client("glue")
+    database, table, read = _glue_table(glue)
+
+    _point_at(glue, database, table, "s3://lake/v2.json", VersionId=read)
+
+    updated = _table(glue, database, table)
+    assert updated["Parameters"] == {"metadata_location": "s3://lake/v2.json"}
+    assert int(updated["VersionId"]) == int(read) + 1
+    _point_at(glue, database, table, "s3://lake/v3.json", VersionId=updated["VersionId"])
+    assert int(_table(glue, database, table)["VersionId"]) == int(read) + 2
+
+
+def test_update_table_without_a_version_is_unconditional(aws_client: ClientFactory) -> None:
+    glue = aws_client("glue")
+    database, table, read = _glue_table(glue)
+    _point_at(glue, database, table, "s3://lake/v2.json", VersionId=read)
+
+    _point_at(glue, database, table, "s3://lake/v3.json")
+
+    updated = _table(glue, database, table)
+    assert updated["Parameters"] == {"metadata_location": "s3://lake/v3.json"}
+    assert int(updated["VersionId"]) == int(read) + 2
+
+
+def test_update_table_at_a_stale_version_as_released(moto_as_released: ClientFactory) -> None:
+    glue = moto_as_released("glue")
+    database, table, read = _glue_table(glue)
+    _point_at(glue, database, table, "s3://lake/v2.json", VersionId=read)
+
+    _point_at(glue, database, table, "s3://lake/v2-lost.json", VersionId=read)
+
+    assert _table(glue, database, table)["Parameters"] == {
+        "metadata_location": "s3://lake/v2-lost.json"
+    }

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from pipelines_local.emulator.patches import (
     athena,
+    glue,
     kinesis,
     lambda_functions,
     lambda_mappings,
@@ -51,6 +52,7 @@ PATCHES: tuple[Patch, ...] = (
     kinesis.RETENTION_TRIMMING,
     policies.ABSENT_CONDITION_KEYS,
     lambda_functions.FUNCTION_CONFIGS_READ_BACK,
+    glue.TABLE_VERSION_CHECK,
 )
 """Every patch, in the order they are applied."""
 
