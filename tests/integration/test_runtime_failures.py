@@ -227,6 +227,9 @@ def test_sqs_function_error_leaves_every_message_for_redelivery(stack: RuntimeSt
 
     result = stack.runtime().run(until_drained=True, max_seconds=20)
 
-    assert [sorted(p) for p in delivered(handlers.CALLS)] == [["m0", "m1"], ["m0", "m1"]]
+    first, *again = delivered(handlers.CALLS)
+    assert sorted(first) == ["m0", "m1"]
+    # both come back once their visibility ends; SQS does not promise they share a batch
+    assert sorted(body for payloads in again for body in payloads) == ["m0", "m1"]
     assert result.stats.function_errors == 1
     assert result.stats.records_succeeded == 2
