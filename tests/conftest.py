@@ -24,11 +24,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from pipelines_local.emulator import EmulatorProcess, emulator_env, start_emulator, stop_emulator
+from pipelines_local.emulator import EmulatorProcess, emulator_env, start_emulator
 from pipelines_local.emulator.patches import patch_names
-from pipelines_local.infra import stack
 from pipelines_local.infra.cli_config import provider_mirror
-from pipelines_local.workspace import Workspace
+from tests.session_stack import SessionStack
 from tests.stack import DeployedStack
 
 # The session's workspace: a name of its own, so that it never meets a developer's.
@@ -47,22 +46,47 @@ _FOREIGN_AWS_VARIABLES = (
 CLIENT_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"})
 
 
+_SESSION_STACK_KEY = pytest.StashKey[SessionStack]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the session's deployment (and the demo) in the background once it is known to
+    be needed, so that the tests that need neither run meanwhile (tests/session_stack.py)."""
+    if shutil.which("terraform") is None or not provider_mirror().is_dir():
+        return
+    needs = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    if "deployed" not in needs:
+        return
+    demo = any(item.get_closest_marker("e2e") for item in session.items)
+    background = SessionStack(SESSION_WORKSPACE, with_demo=demo)
+    background.start()
+    session.config.stash[_SESSION_STACK_KEY] = background
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    background = session.config.stash.get(_SESSION_STACK_KEY, None)
+    if background is not None:
+        background.stop()
+
+
 @pytest.fixture(scope="session")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployedStack]:
+def session_stack(request: pytest.FixtureRequest) -> SessionStack:
+    """The background deployment started at collection (skips without Terraform)."""
+    background = request.config.stash.get(_SESSION_STACK_KEY, None)
+    if background is None:
+        pytest.skip("terraform or its provider mirror is not installed")
+    return background
+
+
+@pytest.fixture(scope="session")
+def deployed(session_stack: SessionStack) -> DeployedStack:
     """The root module applied once for the session; stopped, not destroyed, at its end.
 
+    ``pipeline up`` runs in the background from the end of collection; this waits for it.
     Destroying is tested once, on a workspace of its own (tests/integration/
     test_terraform_stack.py); here the emulator holding the workspace simply stops.
     """
-    if shutil.which("terraform") is None or not provider_mirror().is_dir():
-        pytest.skip("terraform or its provider mirror is not installed")
-    state_dir = tmp_path_factory.mktemp("session-stack")
-    up = stack.up(SESSION_WORKSPACE, state_dir=state_dir)
-    try:
-        yield DeployedStack(up, Workspace.load(SESSION_WORKSPACE, state_dir))
-    finally:
-        if up.emulator_pid is not None:
-            stop_emulator(up.emulator_pid)
+    return DeployedStack(session_stack.up(), session_stack.workspace_record())
 
 
 def _point_at(endpoint_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:

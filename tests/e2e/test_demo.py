@@ -1,7 +1,8 @@
 """``pipeline demo`` as a newcomer runs it: one command, the whole story, a summary.
 
-It runs beside the session's deployed workspace, on the same embedded emulator: its own
-workspace (``local``) goes up, runs and goes down, and must leave nothing of itself behind
+It runs beside the session's deployed workspace, on the same embedded emulator, started in
+the background as soon as that workspace is up (tests/session_stack.py): its own workspace
+(``local``) goes up, runs and goes down, and must leave nothing of itself behind
 while the session's workspace stays as it was. That is also the test of two workspaces side
 by side and of ``pipeline down``.
 """
@@ -9,43 +10,26 @@ by side and of ``pipeline down``.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from pipelines_local.workspace import Workspace, WorkspaceError
+from tests.session_stack import DEMO_ARGS, SessionStack
 from tests.stack import DeployedStack, resources_named
 
 pytestmark = pytest.mark.e2e
 
+DEMO_EVENTS = int(DEMO_ARGS[DEMO_ARGS.index("--events") + 1])
+
 
 def test_demo_accounts_for_every_event_and_leaves_nothing_of_its_workspace(
-    deployed: DeployedStack,
+    deployed: DeployedStack, session_stack: SessionStack
 ) -> None:
     state_dir = deployed.workspace.state_dir
-    env = {**os.environ, "PIPELINE_STATE_DIR": str(state_dir)}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines_local.cli",
-            "demo",
-            "--events",
-            "5000",
-            "--seed",
-            "1",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    result = session_stack.demo()  # started in the background once the session's stack was up
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
-    assert sum(report["produced"].values()) == 5000
+    assert sum(report["produced"].values()) == DEMO_EVENTS
     assert len(report["produced"]) == 6
     assert report["on_stream"] == report["produced"]
     for key in ("projected", "duplicates_skipped", "quarantined", "dead_lettered"):
