@@ -172,7 +172,7 @@ _SHARDS = itertools.count()
 
 
 @settings(
-    max_examples=25,
+    max_examples=15,
     deadline=None,
     # Each example runs four consumers against moto: shrinking would take minutes.
     phases=(Phase.explicit, Phase.reuse, Phase.generate),

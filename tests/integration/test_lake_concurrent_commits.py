@@ -31,7 +31,7 @@ from tests.lake_shards import (
 pytestmark = pytest.mark.integration
 
 SHARDS = 4
-BATCHES = 8
+BATCHES = 5
 ROWS_PER_BATCH = 5
 
 

@@ -55,11 +55,11 @@ from tests.stack import DeployedStack
 
 pytestmark = pytest.mark.integration
 
-WORKLOAD_EVENTS = 500
+WORKLOAD_EVENTS = 300
 WORKLOAD_SEED = 7
 # Small aggregates, so a batch holds several KPL records and a record several events.
 MAX_AGGREGATE_BYTES = 1500
-BATCH_SIZE = 20
+BATCH_SIZE = 14
 MAX_RETRIES = 10
 RUN_SECONDS = 90
 
