@@ -82,4 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m pipelines_local.cli`, this file is `__main__`; the commands import
+    # `pipelines_local.cli` (for UsageError), so run that module's main, not this copy's.
+    from pipelines_local.cli import main as _main
+
+    sys.exit(_main())
