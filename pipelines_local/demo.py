@@ -4,12 +4,15 @@ Brings the ``local`` workspace up (emulator started, Terraform applied),
 produces a seeded workload through the producer, runs the consumers that
 Terraform deployed on the local runtime until they have caught up, and reports
 what happened to every event, by type, from the metrics the functions emitted
-(as CloudWatch would read them) and the on-failure destinations. Everything is
-torn down unless asked to keep it.
+(as CloudWatch would read them) and the on-failure destinations. Then it replays
+the workload's arrival range from the archive onto the stream, drains again, and
+compares every table, lake table and the archive with what they held before
+(expected: no change). Everything is torn down unless asked to keep it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -68,6 +71,7 @@ class DemoReport:
     daily_analytics: list[dict[str, Any]] = field(default_factory=list)
     archive: dict[str, Any] = field(default_factory=dict)
     runtime: dict[str, Any] = field(default_factory=dict)
+    replay: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     kept: bool = False
 
@@ -99,10 +103,99 @@ class DemoReport:
             "daily_analytics": self.daily_analytics,
             "archive": self.archive,
             "runtime": self.runtime,
+            "replay": self.replay,
             "events_per_second": self.events_per_second,
             "seconds": self.seconds,
             "kept": self.kept,
         }
+
+
+def _sinks(workspace: Workspace) -> dict[str, Any]:
+    """A digest of what every sink holds: each table's items, each lake table's counts, the
+    archive's objects and the alerts raised."""
+    dynamodb = workspace.client("dynamodb")
+    tables = {}
+    for projection in sorted(workspace.output("table_names")):
+        digest = hashlib.sha256()
+        items = 0
+        lines: list[str] = []
+        pages = dynamodb.get_paginator("scan").paginate(TableName=workspace.table(projection))
+        for page in pages:
+            lines.extend(json.dumps(item, sort_keys=True) for item in page["Items"])
+        for line in sorted(lines):
+            digest.update(line.encode())
+            items += 1
+        tables[projection] = {"items": items, "sha256": digest.hexdigest()}
+    lake = {}
+    catalog = workspace.lake_catalog()
+    for event_type in catalog.tables.event_types:
+        table = catalog.table(event_type, refresh=True)
+        ids = []
+        if table.current_snapshot() is not None:
+            scan = table.scan(selected_fields=("event_id",)).to_arrow()
+            ids = scan.column("event_id").to_pylist()
+        lake[event_type] = {"rows": len(ids), "distinct_event_ids": len(set(ids))}
+    s3 = workspace.client("s3")
+    archive = hashlib.sha256()
+    objects = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=workspace.bucket("archive")):
+        for entry in page.get("Contents", []):
+            archive.update(f"{entry['Key']} {entry['ETag']}".encode())
+            objects += 1
+    return {
+        "tables": tables,
+        "lake": lake,
+        "archive": {"objects": objects, "sha256": archive.hexdigest()},
+    }
+
+
+def _replay_changes_nothing(
+    workspace: Workspace, runtime: LocalRuntime, since: datetime
+) -> dict[str, Any]:
+    """Replay the workload's arrival range onto the stream, drain, and compare every sink."""
+    from pipelines_local.replay import (
+        SHARD_BYTES_PER_SECOND,
+        Pacer,
+        ReplayRecord,
+        ReplayStore,
+        Selection,
+        new_replay_id,
+        replay_to_stream,
+    )
+
+    before = _sinks(workspace)
+    selection = Selection(since=since, until=datetime.now(UTC) + timedelta(seconds=1))
+    kinesis = workspace.client("kinesis")
+    summary = kinesis.describe_stream_summary(StreamName=workspace.stream_name)
+    shards = int(summary["StreamDescriptionSummary"]["OpenShardCount"])
+    record = ReplayRecord(new_replay_id(), "stream", selection.to_dict())
+    done = replay_to_stream(
+        workspace.client("s3"),
+        kinesis,
+        bucket=workspace.bucket("archive"),
+        prefix=str(workspace.output("archive_prefix")),
+        stream_name=workspace.stream_name,
+        record=record,
+        store=ReplayStore(workspace.state_dir / "replays" / workspace.name),
+        pacer=Pacer(max_bytes_per_second=SHARD_BYTES_PER_SECOND * shards),
+    )
+    drained = runtime.run(until_drained=True, max_seconds=CONSUME_TIMEOUT_SECONDS)
+    after = _sinks(workspace)
+    changed = sorted(
+        f"{kind}.{name}"
+        for kind in ("tables", "lake")
+        for name in before[kind]
+        if before[kind][name] != after[kind].get(name)
+    ) + (["archive"] if before["archive"] != after["archive"] else [])
+    return {
+        "replay_id": done.replay_id,
+        "state": done.state,
+        "events": done.replayed_events,
+        "drained": drained.drained,
+        "changed": changed,
+        "unchanged": not changed,
+        "sinks": after,
+    }
 
 
 @contextmanager
@@ -270,6 +363,7 @@ def run_demo(
         )
         kinesis = deployed.client("kinesis")
         producer = Producer(kinesis, stream)
+        produced_since = datetime.now(UTC) - timedelta(seconds=1)
         with _timed(seconds, "produce"):
             for start in range(0, len(workload), CHUNK):
                 producer.put_events(workload[start : start + CHUNK])
@@ -305,6 +399,9 @@ def run_demo(
         report.alerts = _score_alerts(
             deployed.client("dynamodb"), deployed.table("alerts"), simulated.injected
         )
+        notify("replaying the workload's hour from the archive", 0, None)
+        with _timed(seconds, "replay"):
+            report.replay = _replay_changes_nothing(deployed, runtime, produced_since)
     finally:
         if keep:
             report.kept = True

@@ -116,6 +116,17 @@ def _print_tables(report: DemoReport) -> None:
         f"local runtime: {stats.get('batches', 0)} batches, "
         f"{stats.get('retries', 0)} retries, {stats.get('function_errors', 0)} function errors"
     )
+    replay = report.replay
+    if replay:
+        outcome = (
+            "no table, lake table or archive object changed"
+            if replay["unchanged"]
+            else f"CHANGED: {', '.join(replay['changed'])}"
+        )
+        console.print(
+            f"replay {replay['replay_id']}: {replay['events']:,} events re-put from the "
+            f"archive and consumed again; {outcome}"
+        )
     console.print(
         f"{report.events_per_second:,.0f} events/s end to end (produce + consume); "
         f"steps (s): {report.seconds}"

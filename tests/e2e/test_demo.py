@@ -57,6 +57,13 @@ def test_demo_accounts_for_every_event_and_leaves_nothing_of_its_workspace(
     daily = report["daily_analytics"]
     assert daily, "the daily analytics query returned nothing"
     assert sum(row["total_events"] for row in daily) == report["produced"]["UserActivityRecorded"]
+    # The workload's hour, replayed from the archive onto the stream, changed no sink.
+    replay = report["replay"]
+    assert replay["state"] == "completed" and replay["drained"]
+    assert replay["events"] == report["archive"]["events"]  # every archived event, poison aside
+    assert replay["changed"] == [] and replay["unchanged"]
+    lake_counts = replay["sinks"]["lake"].values()
+    assert all(c["rows"] == c["distinct_event_ids"] for c in lake_counts)
     assert report["events_per_second"] > 0
     assert not report["kept"]
 
