@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "pipelines_local.commands.query",
     "pipelines_local.commands.lake",
     "pipelines_local.commands.replay",
+    "pipelines_local.commands.quarantine",
     "pipelines_local.commands.package",
     "pipelines_local.commands.demo",
 )

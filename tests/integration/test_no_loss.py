@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -307,3 +310,32 @@ def test_every_bad_event_is_quarantined_once_by_each_reader_with_its_bytes_and_f
 def test_no_good_event_is_quarantined(outcome: Outcome) -> None:
     good = {encode_event(e) for e in outcome.good}
     assert [k for k, data in outcome.quarantine.items() if data in good] == []
+
+
+def test_pipeline_quarantine_list_shows_every_quarantined_record_with_its_reason(
+    deployed: DeployedStack, outcome: Outcome
+) -> None:
+    env = {**os.environ, "PIPELINE_STATE_DIR": str(deployed.workspace.state_dir)}
+    base = [sys.executable, "-m", "pipelines_local.cli", "quarantine", "list"]
+    workspace = ["--workspace", deployed.workspace.name, "--json"]
+
+    listed = subprocess.run(
+        [*base, *workspace], capture_output=True, text=True, env=env, check=False
+    )
+    projector = subprocess.run(
+        [*base, *workspace, "--consumer", "projector"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+    assert listed.returncode == 0, listed.stderr
+    records = {r["key"]: r for r in json.loads(listed.stdout)}
+    for key in (k for k in outcome.quarantine if k.endswith(".avro")):
+        report = json.loads(outcome.quarantine[key[: -len(".avro")] + ".json"])
+        assert records[key]["reason"] == report["reason"]
+        assert records[key]["consumer"] == key.split("/", 1)[0]
+    assert projector.returncode == 0, projector.stderr
+    only = json.loads(projector.stdout)
+    assert only and {r["consumer"] for r in only} == {"projector"}
