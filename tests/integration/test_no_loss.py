@@ -339,3 +339,36 @@ def test_pipeline_quarantine_list_shows_every_quarantined_record_with_its_reason
     assert projector.returncode == 0, projector.stderr
     only = json.loads(projector.stdout)
     assert only and {r["consumer"] for r in only} == {"projector"}
+
+
+def test_a_redriven_record_that_is_still_bad_is_quarantined_again_and_nothing_is_lost(
+    deployed: DeployedStack, outcome: Outcome
+) -> None:
+    workspace = deployed.workspace
+    env = {**os.environ, "PIPELINE_STATE_DIR": str(workspace.state_dir)}
+    base = [sys.executable, "-m", "pipelines_local.cli", "quarantine", "redrive"]
+    select = ["--workspace", workspace.name, "--consumer", "projector", "--json"]
+    projector_bad = {b.data for b in outcome.bad if "projector" in b.quarantined_by}
+
+    preview = subprocess.run([*base, *select], capture_output=True, text=True, env=env)
+    assert preview.returncode == 0, preview.stderr
+    planned = json.loads(preview.stdout)
+    assert planned["execute"] is False and planned["put"] == 0
+    assert planned["records"] >= len(projector_bad)
+
+    done = subprocess.run([*base, *select, "--execute"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["put"] == planned["records"]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name, value in workspace.env().items():
+            monkeypatch.setenv(name, value)
+        assert workspace.runtime().run(until_drained=True, max_seconds=RUN_SECONDS).drained
+
+    # Nothing was fixed, so each record is refused again, under its new coordinates.
+    again = _objects(deployed.client("s3"), workspace.bucket("quarantine"))
+    for data in projector_bad:
+        before = [
+            k for k, v in outcome.quarantine.items() if v == data and k.startswith("projector/")
+        ]
+        after = [k for k, v in again.items() if v == data and k.startswith("projector/")]
+        assert len(after) == len(before) + 1
