@@ -154,20 +154,18 @@ def _replay_changes_nothing(
 ) -> dict[str, Any]:
     """Replay the workload's arrival range onto the stream, drain, and compare every sink."""
     from pipelines_local.replay import (
-        SHARD_BYTES_PER_SECOND,
-        Pacer,
         ReplayRecord,
         ReplayStore,
         Selection,
         new_replay_id,
+        open_shards,
         replay_to_stream,
+        shard_bound_pacer,
     )
 
     before = _sinks(workspace)
     selection = Selection(since=since, until=datetime.now(UTC) + timedelta(seconds=1))
     kinesis = workspace.client("kinesis")
-    summary = kinesis.describe_stream_summary(StreamName=workspace.stream_name)
-    shards = int(summary["StreamDescriptionSummary"]["OpenShardCount"])
     record = ReplayRecord(new_replay_id(), "stream", selection.to_dict())
     done = replay_to_stream(
         workspace.client("s3"),
@@ -177,7 +175,7 @@ def _replay_changes_nothing(
         stream_name=workspace.stream_name,
         record=record,
         store=ReplayStore(workspace.state_dir / "replays" / workspace.name),
-        pacer=Pacer(max_bytes_per_second=SHARD_BYTES_PER_SECOND * shards),
+        pacer=shard_bound_pacer(open_shards(kinesis, workspace.stream_name)),
     )
     drained = runtime.run(until_drained=True, max_seconds=CONSUME_TIMEOUT_SECONDS)
     after = _sinks(workspace)

@@ -390,6 +390,19 @@ class Pacer:
             self._sleep(delay)
 
 
+def open_shards(kinesis: Any, stream_name: str) -> int:
+    """How many shards of the stream take writes now (the pace's byte bound)."""
+    summary = kinesis.describe_stream_summary(StreamName=stream_name)
+    return int(summary["StreamDescriptionSummary"]["OpenShardCount"])
+
+
+def shard_bound_pacer(
+    shards: int, rate: float | None = None, speedup: float | None = None
+) -> Pacer:
+    """A pacer at ``rate`` or ``speedup``, never above ``shards`` x 1 MiB/s."""
+    return Pacer(rate=rate, speedup=speedup, max_bytes_per_second=SHARD_BYTES_PER_SECOND * shards)
+
+
 @dataclass
 class ReplayRecord:
     """A replay's id, what it selected, where it stands."""

@@ -16,7 +16,6 @@ from typing import Any, TextIO
 from pipelines_local.replay import (
     ARRIVAL,
     EVENT,
-    SHARD_BYTES_PER_SECOND,
     Pacer,
     Plan,
     ReplayError,
@@ -24,9 +23,11 @@ from pipelines_local.replay import (
     ReplayStore,
     Selection,
     new_replay_id,
+    open_shards,
     parse_time,
     plan,
     replay_to_stream,
+    shard_bound_pacer,
 )
 from pipelines_local.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -114,15 +115,15 @@ def run(args: argparse.Namespace, stdout: TextIO = sys.stdout) -> int:
     kinesis = workspace.client("kinesis")
     bucket = workspace.bucket("archive")
     prefix = str(workspace.output("archive_prefix"))
-    shards = _open_shards(kinesis, workspace.stream_name)
+    shards = open_shards(kinesis, workspace.stream_name)
     if args.action == "resume":
         record = store.load(args.replay_id)
         if record.state == "completed":
             raise ReplayError(f"replay {record.replay_id} is completed: nothing to resume")
-        pacer = _pacer(record.rate, record.speedup, shards)
+        pacer = shard_bound_pacer(shards, rate=record.rate, speedup=record.speedup)
         return _execute(workspace, s3, kinesis, bucket, prefix, record, store, pacer, args, stdout)
     assert selection is not None
-    pacer = _pacer(args.rate, args.speedup, shards)
+    pacer = shard_bound_pacer(shards, rate=args.rate, speedup=args.speedup)
     preview = plan(
         s3, bucket, prefix, selection, shards=shards, rate=args.rate, speedup=args.speedup
     )
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace, stdout: TextIO = sys.stdout) -> int:
 
 
 def _selection(args: argparse.Namespace) -> Selection:
-    _pacer(args.rate, args.speedup, 1)  # refuses a pace that cannot be kept
+    shard_bound_pacer(1, rate=args.rate, speedup=args.speedup)  # refuses a pace that cannot be kept
     return Selection(
         since=None if args.since is None else parse_time(args.since, "--since"),
         until=None if args.until is None else parse_time(args.until, "--until"),
@@ -154,15 +155,6 @@ def _selection(args: argparse.Namespace) -> Selection:
         shards=tuple(args.shard),
         lateness=timedelta(hours=args.lateness_hours),
     )
-
-
-def _open_shards(kinesis: Any, stream_name: str) -> int:
-    summary = kinesis.describe_stream_summary(StreamName=stream_name)
-    return int(summary["StreamDescriptionSummary"]["OpenShardCount"])
-
-
-def _pacer(rate: float | None, speedup: float | None, shards: int) -> Pacer:
-    return Pacer(rate=rate, speedup=speedup, max_bytes_per_second=SHARD_BYTES_PER_SECOND * shards)
 
 
 def _execute(
