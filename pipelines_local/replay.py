@@ -57,7 +57,7 @@ SHARD_RECORDS_PER_SECOND = 1000
 DEFAULT_LATENESS = timedelta(days=1)
 ARRIVAL = "arrival"
 EVENT = "event"
-STATES = ("running", "completed", "cancelled", "failed")
+STATES = ("running", "completed", "cancelled", "failed", "promoted", "discarded")
 _HOUR = timedelta(hours=1)
 _PUT_CHUNK = 500  # events per producer call: the checkpoint's granularity
 
@@ -419,6 +419,8 @@ class ReplayRecord:
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     updated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     error: str | None = None
+    rebuild: dict[str, Any] | None = None  # --target projections: tables and cut (rebuild.py)
+    result: dict[str, Any] | None = None  # --target projections: the diff; lake: the commits
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

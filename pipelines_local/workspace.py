@@ -44,6 +44,12 @@ def record_path(state_dir: Path, name: str) -> Path:
     return state_dir / "workspaces" / f"{name}.json"
 
 
+def promoted_tfvars_path(state_dir: Path, name: str) -> Path:
+    """``<state dir>/projections/<workspace>.tfvars.json``: the tables promoted rebuilds put the
+    projector on (``projection_tables``), passed to Terraform so that an apply keeps them."""
+    return state_dir / "projections" / f"{name}.tfvars.json"
+
+
 @dataclass(frozen=True)
 class Workspace:
     """A deployed workspace: where it is, and what Terraform named in it."""

@@ -71,6 +71,8 @@ locals {
   archive_prefix = "events"
   # Where each projection lives, as the projector reads it (pipelines/consumers/config.py).
   projector_tables = ["users", "user_activities", "system_metrics", "transactions", "image_analysis"]
+  # The table each projection is in: Terraform's, or a promoted rebuild's (replay.tf).
+  projection_tables = merge(module.projections.table_names, var.projection_tables)
 }
 
 module "projector" {
@@ -87,11 +89,11 @@ module "projector" {
   alarm_topic_arn    = module.alerts.topic_arns["operations"]
 
   environment = {
-    USERS_TABLE                  = module.projections.table_names["users"]
-    USER_ACTIVITIES_TABLE        = module.projections.table_names["user_activities"]
-    SYSTEM_METRICS_TABLE         = module.projections.table_names["system_metrics"]
-    TRANSACTIONS_TABLE           = module.projections.table_names["transactions"]
-    IMAGE_ANALYSIS_TABLE         = module.projections.table_names["image_analysis"]
+    USERS_TABLE                  = local.projection_tables["users"]
+    USER_ACTIVITIES_TABLE        = local.projection_tables["user_activities"]
+    SYSTEM_METRICS_TABLE         = local.projection_tables["system_metrics"]
+    TRANSACTIONS_TABLE           = local.projection_tables["transactions"]
+    IMAGE_ANALYSIS_TABLE         = local.projection_tables["image_analysis"]
     QUARANTINE_BUCKET            = module.storage.bucket_ids["quarantine"]
     TTL_ATTRIBUTE                = module.projections.ttl_attribute
     FACT_TTL_DAYS                = tostring(var.fact_ttl_days)
@@ -100,8 +102,13 @@ module "projector" {
   }
 
   permissions = {
-    dynamodb_write = [for table in local.projector_tables : module.projections.table_arns[table]]
-    s3_write       = ["${module.storage.bucket_arns["quarantine"]}/projector/*"]
+    # Terraform's tables, and their rebuilt shadows (<table>-rp-<id>), which a promotion
+    # switches the projector to without an IAM change.
+    dynamodb_write = flatten([
+      for table in local.projector_tables :
+      [module.projections.table_arns[table], "${module.projections.table_arns[table]}-rp-*"]
+    ])
+    s3_write = ["${module.storage.bucket_arns["quarantine"]}/projector/*"]
   }
 
   kinesis_event_sources = { events = local.event_stream_source }

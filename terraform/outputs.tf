@@ -49,8 +49,8 @@ output "uploads_queue_url" {
 }
 
 output "table_names" {
-  description = "DynamoDB table names by projection."
-  value       = module.projections.table_names
+  description = "DynamoDB table names by projection (a promoted rebuild's where there is one)."
+  value       = local.projection_tables
 }
 
 output "function_names" {
@@ -101,4 +101,9 @@ output "topic_arns" {
 output "dashboard_name" {
   description = "CloudWatch dashboard of the pipeline."
   value       = module.observability.dashboard_name
+}
+
+output "replay_role_arn" {
+  description = "Role `pipeline replay` and `pipeline quarantine` assume (--role-arn, or a profile's role_arn); see docs/replay.md."
+  value       = aws_iam_role.replay.arn
 }

@@ -204,3 +204,24 @@ variable "lake_compaction" {
     error_message = "lake_compaction.orphan_min_age_hours must be at least 24: a younger unreferenced file may belong to a commit in flight."
   }
 }
+
+variable "projection_tables" {
+  description = "Tables a projection reads and writes instead of the one Terraform made, after a rebuild was promoted (`pipeline replay promote` records this in <state dir>/projections/<workspace>.tfvars.json). Keys: users, user_activities, system_metrics, transactions, image_analysis; values: shadow tables named <table>-rp-<id>."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for projection, table in var.projection_tables :
+      contains(["users", "user_activities", "system_metrics", "transactions", "image_analysis"], projection)
+      && can(regex("-rp-[A-Za-z0-9-]+$", table))
+    ])
+    error_message = "projection_tables maps a projector projection (users, user_activities, system_metrics, transactions, image_analysis) to a rebuilt shadow table named <table>-rp-<replay id>."
+  }
+}
+
+variable "replay_operator_arns" {
+  description = "Principals (users, roles) that may assume the replay role; empty: the account, so that an IAM policy of the account grants sts:AssumeRole on it."
+  type        = list(string)
+  default     = []
+}

@@ -1,7 +1,14 @@
-"""``pipeline replay``: preview, run, follow and resume a replay of the archive onto the stream.
+"""``pipeline replay``: preview, run, follow and resume a replay of the archive.
 
-Without ``--execute`` it only previews (objects, events, bytes, estimated duration); with it,
-the selected events are re-put with ``metadata.replay_id`` set (:mod:`pipelines_local.replay`).
+Without ``--execute`` it only previews (objects, events, bytes, estimated duration). With it:
+
+* ``--target stream`` re-puts the selected events with ``metadata.replay_id`` set
+  (:mod:`pipelines_local.replay`);
+* ``--target projections`` rebuilds the read models into shadow tables and diffs them with
+  the live ones; ``promote ID`` switches the projector to them, ``discard ID`` drops them
+  (:mod:`pipelines_local.rebuild`);
+* ``--target lake --table T`` appends to one lake table the archived events it lacks.
+
 ``pipeline replay status [ID]``, ``resume ID`` and ``cancel ID`` follow a replay by its id.
 """
 
@@ -13,10 +20,18 @@ import sys
 from datetime import timedelta
 from typing import Any, TextIO
 
+from pipelines_local.rebuild import (
+    RebuildPlan,
+    diff,
+    drop_tables,
+    promote,
+    rebuild,
+    rebuild_lake,
+    start_plan,
+)
 from pipelines_local.replay import (
     ARRIVAL,
     EVENT,
-    Pacer,
     Plan,
     ReplayError,
     ReplayRecord,
@@ -29,22 +44,28 @@ from pipelines_local.replay import (
     replay_to_stream,
     shard_bound_pacer,
 )
-from pipelines_local.workspace import DEFAULT_WORKSPACE, Workspace
+from pipelines_local.workspace import DEFAULT_WORKSPACE, Workspace, promoted_tfvars_path
 
-ACTIONS = ("status", "resume", "cancel")
+ACTIONS = ("status", "resume", "cancel", "promote", "discard")
+TARGETS = ("stream", "projections", "lake")
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "replay",
-        help="re-drive a slice of the archive onto the stream (previews unless --execute)",
+        help="re-drive a slice of the archive onto the stream, or rebuild the read models or "
+        "a lake table from it (previews unless --execute)",
         description="Selects archived events by arrival or event time, type, aggregate id and "
-        "shard, and re-puts them on the stream with metadata.replay_id set and the same "
-        "event_id, so every consumer applies each at most once; replayed events are not "
+        "shard. --target stream re-puts them on the stream with metadata.replay_id set and the "
+        "same event_id, so every consumer applies each at most once; replayed events are not "
         "archived again and raise no alerts. Order is kept per partition key (aggregate id); "
-        "there is no global order. Without --execute nothing is written: the command prints "
-        "what it would replay. `pipeline replay status [ID]`, `resume ID` and `cancel ID` "
-        "follow a replay.",
+        "there is no global order. --target projections rebuilds every read model from the "
+        "whole archive, up to the projector's checkpoints, into shadow tables <table>-<id> "
+        "through the projector's own code (no stream, no side effects) and diffs them with the "
+        "live tables; `promote ID` switches the projector to them, `discard ID` drops them. "
+        "--target lake --table T appends to one lake table the selected events it does not "
+        "hold. Without --execute nothing is written: the command prints what it would do. "
+        "`pipeline replay status [ID]`, `resume ID` and `cancel ID` follow a replay.",
     )
     parser.add_argument("action", nargs="?", choices=ACTIONS, help="follow a replay by its id")
     parser.add_argument("replay_id", nargs="?", metavar="ID", help="a replay's id (rp-...)")
@@ -79,9 +100,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--shard", action="append", default=[], metavar="ID", help="repeatable")
     parser.add_argument(
         "--target",
-        choices=("stream",),
+        choices=TARGETS,
         default="stream",
-        help="where the events go (default: %(default)s)",
+        help="where the events go: the stream, shadow read models, or a lake table "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--table",
+        metavar="T",
+        help="with --target lake: the lake table (transaction_recorded) or its event type",
     )
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, metavar="N", help="events per second at most")
@@ -95,8 +122,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, stdout: TextIO = sys.stdout) -> int:
     if args.action is None and args.replay_id is not None:
-        raise ReplayError(f"{args.replay_id!r}: say what to do with it (status, resume, cancel)")
-    if args.action in ("resume", "cancel") and args.replay_id is None:
+        raise ReplayError(f"{args.replay_id!r}: say what to do with it ({', '.join(ACTIONS)})")
+    if args.action not in (None, "status") and args.replay_id is None:
         raise ReplayError(f"pipeline replay {args.action} needs a replay id")
     selection = None if args.action else _selection(args)  # a bad range fails first
     workspace = Workspace.load(args.workspace, endpoint_url=args.endpoint)
@@ -111,61 +138,106 @@ def run(args: argparse.Namespace, stdout: TextIO = sys.stdout) -> int:
         record.state = "cancelled"
         store.save(record)
         return _print_records([record], args.json, stdout)
+    if args.action in ("promote", "discard"):
+        return _finish_rebuild(workspace, store.load(args.replay_id), store, args, stdout)
     s3 = workspace.client("s3")
-    kinesis = workspace.client("kinesis")
     bucket = workspace.bucket("archive")
     prefix = str(workspace.output("archive_prefix"))
-    shards = open_shards(kinesis, workspace.stream_name)
     if args.action == "resume":
         record = store.load(args.replay_id)
-        if record.state == "completed":
-            raise ReplayError(f"replay {record.replay_id} is completed: nothing to resume")
-        pacer = shard_bound_pacer(shards, rate=record.rate, speedup=record.speedup)
-        return _execute(workspace, s3, kinesis, bucket, prefix, record, store, pacer, args, stdout)
+        if record.state != "cancelled" and record.state != "failed" and record.state != "running":
+            raise ReplayError(f"replay {record.replay_id} is {record.state}: nothing to resume")
+        return _execute(workspace, s3, bucket, prefix, record, store, args, stdout)
     assert selection is not None
-    pacer = shard_bound_pacer(shards, rate=args.rate, speedup=args.speedup)
+    target = args.target
+    shards = open_shards(workspace.client("kinesis"), workspace.stream_name)
     preview = plan(
         s3, bucket, prefix, selection, shards=shards, rate=args.rate, speedup=args.speedup
     )
     if not args.execute or preview.events == 0:
-        _print_plan(preview, args.json, stdout, executing=args.execute)
+        _print_plan(preview, args.json, stdout, executing=args.execute, target=target)
         return 0
     record = ReplayRecord(
         replay_id=new_replay_id(),
-        target=args.target,
+        target=target,
         selection=selection.to_dict(),
         rate=args.rate,
         speedup=args.speedup,
         planned_events=preview.events,
     )
+    if target == "lake":
+        record.result = None
+        record.rebuild = {"event_type": selection.event_types[0]}
     if not args.json:
-        _print_plan(preview, False, stdout, executing=True)
+        _print_plan(preview, False, stdout, executing=True, target=target)
         print(f"replay {record.replay_id}", file=stdout, flush=True)
-    return _execute(workspace, s3, kinesis, bucket, prefix, record, store, pacer, args, stdout)
+    return _execute(workspace, s3, bucket, prefix, record, store, args, stdout)
 
 
 def _selection(args: argparse.Namespace) -> Selection:
     shard_bound_pacer(1, rate=args.rate, speedup=args.speedup)  # refuses a pace that cannot be kept
+    if args.target != "stream" and (args.rate is not None or args.speedup is not None):
+        raise ReplayError(
+            f"--rate and --speedup pace the stream; --target {args.target} writes no stream"
+        )
+    if args.table is not None and args.target != "lake":
+        raise ReplayError("--table is for --target lake")
+    if args.target == "projections":
+        narrowed = [
+            flag
+            for flag, value in (
+                ("--since", args.since),
+                ("--until", args.until),
+                ("--event-type", args.event_type),
+                ("--aggregate-id", args.aggregate_id),
+                ("--shard", args.shard),
+            )
+            if value
+        ]
+        if narrowed:
+            raise ReplayError(
+                f"--target projections rebuilds every read model from the whole archive, up to "
+                f"the projector's checkpoints; {', '.join(narrowed)} would leave the shadow "
+                "tables partial (replay a slice onto the stream with --target stream instead)"
+            )
+    event_types = tuple(args.event_type)
+    if args.target == "lake":
+        if args.table is None:
+            raise ReplayError("--target lake needs --table (a lake table or its event type)")
+        if event_types:
+            raise ReplayError("--target lake takes the table's events: drop --event-type")
+        event_types = (_lake_event_type(args.table),)
     return Selection(
         since=None if args.since is None else parse_time(args.since, "--since"),
         until=None if args.until is None else parse_time(args.until, "--until"),
         by=args.by,
-        event_types=tuple(args.event_type),
+        event_types=event_types,
         aggregate_ids=tuple(args.aggregate_id),
         shards=tuple(args.shard),
         lateness=timedelta(hours=args.lateness_hours),
     )
 
 
+def _lake_event_type(name: str) -> str:
+    """The event type of a lake table named by its table name or its event type."""
+    from pipelines.consumers.lake.schema import table_name
+    from pipelines.contract.schemas import default_registry
+
+    event_types = sorted(default_registry().current)
+    for event_type in event_types:
+        if name in (event_type, table_name(event_type)):
+            return event_type
+    known = ", ".join(table_name(t) for t in event_types)
+    raise ReplayError(f"--table {name!r} is no lake table (the lake has {known})")
+
+
 def _execute(
     workspace: Workspace,
     s3: Any,
-    kinesis: Any,
     bucket: str,
     prefix: str,
     record: ReplayRecord,
     store: ReplayStore,
-    pacer: Pacer,
     args: argparse.Namespace,
     stdout: TextIO,
 ) -> int:
@@ -198,26 +270,220 @@ def _execute(
             progress_bar.advance(task, n)
 
     try:
-        done = replay_to_stream(
-            s3,
-            kinesis,
-            bucket=bucket,
-            prefix=prefix,
-            stream_name=workspace.stream_name,
-            record=record,
-            store=store,
-            pacer=pacer,
-            progress=progress,
-        )
+        if record.target == "projections":
+            done = _rebuild_projections(workspace, s3, bucket, prefix, record, store, progress)
+        elif record.target == "lake":
+            assert record.rebuild is not None
+            rebuild_lake(
+                s3,
+                workspace.lake_catalog(),
+                bucket=bucket,
+                prefix=prefix,
+                record=record,
+                store=store,
+                event_type=record.rebuild["event_type"],
+                progress=progress,
+            )
+            done = record
+        else:
+            kinesis = workspace.client("kinesis")
+            shards = open_shards(kinesis, workspace.stream_name)
+            done = replay_to_stream(
+                s3,
+                kinesis,
+                bucket=bucket,
+                prefix=prefix,
+                stream_name=workspace.stream_name,
+                record=record,
+                store=store,
+                pacer=shard_bound_pacer(shards, rate=record.rate, speedup=record.speedup),
+                progress=progress,
+            )
     finally:
         if progress_bar is not None:
             progress_bar.stop()
+    if record.target == "projections" and not args.json:
+        _print_diff(done, stdout)
+        return 0
     return _print_records([done], args.json, stdout)
 
 
-def _print_plan(preview: Plan, as_json: bool, out: TextIO, *, executing: bool) -> None:
+def _rebuild_projections(
+    workspace: Workspace,
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    record: ReplayRecord,
+    store: ReplayStore,
+    progress: Any,
+) -> ReplayRecord:
+    """Rebuild into the shadow tables (cut and names fixed at the start), then diff."""
+    dynamodb = workspace.client("dynamodb")
+    if record.rebuild is None:
+        record.rebuild = start_plan(
+            workspace.client("lambda"),
+            workspace.function("projector"),
+            record.replay_id,
+            workspace.checkpoint_path if workspace.embedded else None,
+        ).to_dict()
+        store.save(record)
+    rebuilt = RebuildPlan.from_dict(record.rebuild)
+    outcome = rebuild(
+        s3,
+        dynamodb,
+        bucket=bucket,
+        prefix=prefix,
+        record=record,
+        store=store,
+        plan=rebuilt,
+        progress=progress,
+    )
+    record.result = {
+        **diff(dynamodb, rebuilt),
+        "events_applied": outcome.events,
+        "would_quarantine": outcome.quarantined,
+        "archive_behind_on": outcome.archive_behind,
+        "cut": "the projector's checkpoints" if rebuilt.cut is not None else "the archive",
+    }
+    record.state = "completed"
+    store.save(record)
+    return record
+
+
+def _finish_rebuild(
+    workspace: Workspace,
+    record: ReplayRecord,
+    store: ReplayStore,
+    args: argparse.Namespace,
+    stdout: TextIO,
+) -> int:
+    """``promote``: the projector onto the shadow tables; ``discard``: drop them."""
+    if record.target != "projections" or record.rebuild is None:
+        raise ReplayError(
+            f"replay {record.replay_id} is to {record.target}: only a rebuild of the "
+            "projections (--target projections) is promoted or discarded"
+        )
+    rebuilt = RebuildPlan.from_dict(record.rebuild)
+    lambda_client = workspace.client("lambda")
+    function = workspace.function("projector")
+    if args.action == "promote":
+        if record.state != "completed":
+            raise ReplayError(
+                f"replay {record.replay_id} is {record.state}: only a completed rebuild is "
+                "promoted (resume it first)"
+            )
+        replaced = promote(
+            lambda_client,
+            function,
+            rebuilt,
+            state_dir=workspace.state_dir,
+            workspace=workspace.name,
+        )
+        tables = {**workspace.output("table_names"), **rebuilt.shadow}
+        Workspace(
+            workspace.name,
+            workspace.endpoint_url,
+            workspace.region,
+            {**workspace.outputs, "table_names": tables},
+            state_dir=workspace.state_dir,
+            embedded=workspace.embedded,
+        ).save()
+        record.state = "promoted"
+        record.result = {**(record.result or {}), "replaced": replaced}
+        store.save(record)
+        if args.json:
+            return _print_records([record], True, stdout)
+        for projection, table in sorted(rebuilt.shadow.items()):
+            print(f"{projection:<16} {replaced[projection]} -> {table}", file=stdout)
+        print(
+            f"the projector ({function}) now reads and writes the rebuilt tables; recorded in "
+            f"{promoted_tfvars_path(workspace.state_dir, workspace.name)}, which `pipeline up` "
+            "passes to Terraform (elsewhere: terraform apply -var-file=<that file>). "
+            "The replaced tables are kept.",
+            file=stdout,
+        )
+        return 0
+    in_use = set(
+        lambda_client.get_function_configuration(FunctionName=function)
+        .get("Environment", {})
+        .get("Variables", {})
+        .values()
+    )
+    live = sorted(set(rebuilt.shadow.values()) & in_use)
+    if live:
+        raise ReplayError(
+            f"replay {record.replay_id}'s tables {', '.join(live)} are the projector's live "
+            "tables (it was promoted): promote another rebuild before discarding this one"
+        )
+    if record.state == "running":
+        raise ReplayError(f"replay {record.replay_id} is running: cancel it first")
+    dropped = drop_tables(workspace.client("dynamodb"), sorted(rebuilt.shadow.values()))
+    record.state = "discarded"
+    record.result = {**(record.result or {}), "dropped": dropped}
+    store.save(record)
+    if args.json:
+        return _print_records([record], True, stdout)
+    print(f"dropped {len(dropped)} shadow table(s): {', '.join(dropped) or 'none'}", file=stdout)
+    return 0
+
+
+def _print_diff(record: ReplayRecord, out: TextIO) -> None:
+    result = record.result or {}
+    print(
+        f"rebuilt {result.get('events_applied', 0):,} events into shadow tables, up to "
+        f"{result.get('cut')}",
+        file=out,
+    )
+    print(
+        f"  {'projection':<16} {'live':>8} {'shadow':>8} {'same':>8} {'differ':>7} "
+        f"{'only live':>9} {'only shadow':>11}",
+        file=out,
+    )
+    for projection, table in sorted(result.get("tables", {}).items()):
+        print(
+            f"  {projection:<16} {table['live_items']:>8,} {table['shadow_items']:>8,} "
+            f"{table['identical']:>8,} {table['differing']:>7,} {table['only_live']:>9,} "
+            f"{table['only_shadow']:>11,}",
+            file=out,
+        )
+    for projection, table in sorted(result.get("tables", {}).items()):
+        for difference in table["sample"]:
+            key = json.dumps(difference["key"], sort_keys=True)
+            print(
+                f"  {projection} {key} {difference['kind']}: {difference['attribute']} live "
+                f"{json.dumps(difference['live'])} shadow {json.dumps(difference['shadow'])}",
+                file=out,
+            )
+    for code, count in sorted(result.get("would_quarantine", {}).items()):
+        print(f"  the projector refuses {count:,} archived event(s): {code}", file=out)
+    if result.get("archive_behind_on"):
+        print(
+            "  the archive is behind the projector on "
+            f"{', '.join(result['archive_behind_on'])}: run again once it has caught up",
+            file=out,
+        )
+    verdict = (
+        "same: every shadow table equals its live table"
+        if result.get("same")
+        else "different: see above (`--json` has every table's sample)"
+    )
+    print(verdict, file=out)
+    print(
+        f"finish with `pipeline replay promote {record.replay_id}` or "
+        f"`pipeline replay discard {record.replay_id}`",
+        file=out,
+    )
+
+
+def _print_plan(
+    preview: Plan, as_json: bool, out: TextIO, *, executing: bool, target: str = "stream"
+) -> None:
     if as_json:
-        document = {"execute": executing and preview.events > 0, **preview.to_dict()}
+        document = {
+            "execute": executing and preview.events > 0,
+            "target": target,
+            **preview.to_dict(),
+        }
         print(json.dumps(document, indent=2), file=out)
         return
     if preview.events == 0:
@@ -233,14 +499,23 @@ def _print_plan(preview: Plan, as_json: bool, out: TextIO, *, executing: bool) -
     )
     for event_type, count in sorted(preview.by_type.items()):
         print(f"  {event_type:<24} {count:>10,}", file=out)
-    pace = (
-        f"at {preview.rate:g} events/s"
-        if preview.rate
-        else f"at {preview.speedup:g}x the original pace"
-        if preview.speedup
-        else f"as fast as {preview.shards} shard(s) take it"
-    )
-    print(f"estimated {preview.estimated_seconds:,.1f} s {pace}", file=out)
+    if target == "projections":
+        print(
+            "to rebuild every read model into shadow tables <table>-<replay id>, up to the "
+            "projector's checkpoints, and diff them with the live tables",
+            file=out,
+        )
+    elif target == "lake":
+        print("to append to the lake table the events it does not hold", file=out)
+    else:
+        pace = (
+            f"at {preview.rate:g} events/s"
+            if preview.rate
+            else f"at {preview.speedup:g}x the original pace"
+            if preview.speedup
+            else f"as fast as {preview.shards} shard(s) take it"
+        )
+        print(f"estimated {preview.estimated_seconds:,.1f} s {pace}", file=out)
     if not executing:
         print("preview only: nothing was written (add --execute to replay)", file=out)
 

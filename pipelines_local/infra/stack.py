@@ -25,7 +25,7 @@ from pipelines_local.emulator import emulator_env, start_emulator, stop_emulator
 from pipelines_local.infra.cli_config import write_cli_config
 from pipelines_local.infra.override import prepare_module
 from pipelines_local.infra.terraform import Terraform, TerraformError
-from pipelines_local.workspace import DEFAULT_WORKSPACE, Workspace
+from pipelines_local.workspace import DEFAULT_WORKSPACE, Workspace, promoted_tfvars_path
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def up(
     )
     tf.init()
     created = tf.use_workspace(workspace)
-    tf.apply(*_tf_args(tf, workspace))
+    tf.apply(*_tf_args(tf, workspace, state))
     outputs = tf.outputs()
     region = str(outputs.get("region", emulator_env(endpoint_url)["AWS_REGION"]))
     deployed = Workspace(
@@ -168,13 +168,15 @@ def down(
     destroyed = False
     if workspace in tf.workspaces():
         tf.workspace = workspace
-        _destroy(tf, workspace)
+        _drop_shadow_tables(tf, workspace, state)
+        _destroy(tf, workspace, state)
         tf.workspace = None
         if workspace != "default":
             tf.run("workspace", "select", "-no-color", "default", with_workspace=False)
             tf.run("workspace", "delete", "-no-color", workspace, with_workspace=False)
         destroyed = True
     Workspace.forget(workspace, state)
+    promoted_tfvars_path(state, workspace).unlink(missing_ok=True)
     stopped = False
     if record is not None and not keep_emulator and not _workspaces_with_resources(tf):
         stop_emulator(record["pid"])
@@ -212,11 +214,11 @@ def plan(
     if workspace not in tf.workspaces():
         raise StackError(f"workspace {workspace!r} does not exist at {endpoint_url}")
     tf.workspace = workspace
-    return tf.plan_has_changes(*_tf_args(tf, workspace))
+    return tf.plan_has_changes(*_tf_args(tf, workspace, state))
 
 
-def _destroy(tf: Terraform, workspace: str) -> None:
-    args = _tf_args(tf, workspace)
+def _destroy(tf: Terraform, workspace: str, state: Path) -> None:
+    args = _tf_args(tf, workspace, state)
     try:
         tf.destroy(*args)
     except TerraformError as exc:
@@ -234,13 +236,30 @@ def _check_workspace(name: str) -> None:
         )
 
 
-def _tf_args(tf: Terraform, workspace: str) -> tuple[str, ...]:
-    """The workspace's variables, the Lambda package (built if missing) and parallelism."""
+def _tf_args(tf: Terraform, workspace: str, state: Path) -> tuple[str, ...]:
+    """The workspace's variables, its promoted rebuilds' tables (``pipeline replay promote``),
+    the Lambda package (built if missing) and parallelism."""
+    promoted = promoted_tfvars_path(state, workspace)
     return (
         f"-var-file={var_file_for(workspace, tf.workdir)}",
+        *((f"-var-file={promoted}",) if promoted.is_file() else ()),
         f"-var=lambda_package={lambda_package()}",
         f"-parallelism={PARALLELISM}",
     )
+
+
+def _drop_shadow_tables(tf: Terraform, workspace: str, state: Path) -> None:
+    """Delete the rebuilds' shadow tables (``<prefix>-<projection>-rp-*``): not Terraform's."""
+    try:
+        deployed = Workspace.load(workspace, state_dir=state)
+    except Exception:  # no record of it: nothing was rebuilt from here
+        return
+    from pipelines_local.rebuild import drop_tables, shadow_tables
+
+    dynamodb = deployed.client("dynamodb")
+    dropped = drop_tables(dynamodb, shadow_tables(dynamodb, str(deployed.output("name_prefix"))))
+    if dropped:
+        logger.info("dropped the rebuilds' shadow tables %s", ", ".join(dropped))
 
 
 def lambda_package() -> Path:

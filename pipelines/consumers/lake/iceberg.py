@@ -322,6 +322,46 @@ class IcebergCommitter:
         )
 
 
+    def fill(self, event_type: str, rows: pa.Table) -> Commit:
+        """Append the ``rows`` (with ``dt``) whose ids their partitions do not hold, leaving
+        every watermark as it is: a rebuild from the archive (``pipeline replay --target
+        lake``), idempotent with what the table holds; redone from a fresh table on a race.
+        """
+        from pyiceberg.exceptions import CommitFailedException
+
+        started = time.perf_counter()
+        for attempt in range(1, self.max_attempts + 1):
+            table = self.catalog.table(event_type, refresh=True)
+            new = _without_held(table, rows)
+            if not len(new):
+                return Commit(".".join(table.name()), 0, 0, len(rows), attempt, _since(started))
+            try:
+                with table.transaction() as tx:
+                    tx.append(new)
+            except CommitFailedException as exc:
+                self.catalog.forget(event_type)
+                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                logger.info("fill of %s lost a race (attempt %d): %s", table.name(), attempt, exc)
+                self.sleep(self.jitter(delay / 2, delay))
+                continue
+            except Exception:
+                self.catalog.forget(event_type)
+                raise
+            self.catalog.remember(event_type, table)
+            return Commit(
+                ".".join(table.name()),
+                len(new),
+                0,
+                len(rows) - len(new),
+                attempt,
+                _since(started),
+            )
+        raise TransientError(
+            f"fill of {event_type}'s lake table kept losing races: "
+            f"{self.max_attempts} attempts in {_since(started):.1f} s"
+        )
+
+
 def _without_held(table: Table, rows: pa.Table) -> pa.Table:
     """``rows`` less those whose ``event_id`` the table already holds in their partitions."""
     if not len(rows) or table.current_snapshot() is None:
