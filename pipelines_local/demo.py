@@ -72,6 +72,7 @@ class DemoReport:
     archive: dict[str, Any] = field(default_factory=dict)
     runtime: dict[str, Any] = field(default_factory=dict)
     replay: dict[str, Any] = field(default_factory=dict)
+    rebuild: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     kept: bool = False
 
@@ -104,6 +105,7 @@ class DemoReport:
             "archive": self.archive,
             "runtime": self.runtime,
             "replay": self.replay,
+            "rebuild": self.rebuild,
             "events_per_second": self.events_per_second,
             "seconds": self.seconds,
             "kept": self.kept,
@@ -193,6 +195,36 @@ def _replay_changes_nothing(
         "changed": changed,
         "unchanged": not changed,
         "sinks": after,
+    }
+
+
+def _rebuild_matches(workspace: Workspace) -> dict[str, Any]:
+    """Rebuild the read models from the archive into shadow tables, diff them with the live
+    ones, and drop the shadows (``pipeline replay --target projections``, then ``discard``)."""
+    from pipelines_local.rebuild import RebuildPlan, drop_tables, rebuild_projections
+    from pipelines_local.replay import ReplayRecord, ReplayStore, Selection, new_replay_id
+
+    store = ReplayStore(workspace.state_dir / "replays" / workspace.name)
+    record = ReplayRecord(new_replay_id(), "projections", Selection().to_dict())
+    started = time.perf_counter()
+    done = rebuild_projections(workspace, record, store)
+    seconds = time.perf_counter() - started
+    assert done.rebuild is not None and done.result is not None
+    drop_tables(
+        workspace.client("dynamodb"), list(RebuildPlan.from_dict(done.rebuild).shadow.values())
+    )
+    done.state = "discarded"
+    store.save(done)
+    tables = {
+        projection: {k: t[k] for k in ("live_items", "shadow_items", "identical", "differing")}
+        for projection, t in done.result["tables"].items()
+    }
+    return {
+        "replay_id": done.replay_id,
+        "events": done.result["events_applied"],
+        "same": done.result["same"],
+        "tables": tables,
+        "rebuild_seconds": round(seconds, 2),
     }
 
 
@@ -400,6 +432,9 @@ def run_demo(
         notify("replaying the workload's hour from the archive", 0, None)
         with _timed(seconds, "replay"):
             report.replay = _replay_changes_nothing(deployed, runtime, produced_since)
+        notify("rebuilding the read models into shadow tables and diffing them", 0, None)
+        with _timed(seconds, "rebuild"):
+            report.rebuild = _rebuild_matches(deployed)
     finally:
         if keep:
             report.kept = True

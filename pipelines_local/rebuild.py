@@ -62,7 +62,7 @@ from pipelines_local.replay import (
     list_objects,
     read_selected,
 )
-from pipelines_local.workspace import promoted_tfvars_path
+from pipelines_local.workspace import Workspace, promoted_tfvars_path
 
 _log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ PROJECTIONS = ("users", "user_activities", "system_metrics", "transactions", "im
 SHADOW_TAG = "pipelines:replay-id"
 _BATCH = 500  # archived events per projector batch: the checkpoint's granularity
 _ATTEMPTS = 5  # a batch whose writes did not all land is applied again (idempotent)
-_SAMPLE = 10
+_SAMPLE = 100  # differences described per table (the text output shows the first 10)
 
 
 def variable_of(projection: str) -> str:
@@ -463,6 +463,48 @@ def diff(dynamodb: Any, plan: RebuildPlan) -> dict[str, Any]:
     tables = {p: diff_table(dynamodb, plan.live[p], plan.shadow[p]) for p in plan.shadow}
     same = all(t["differing"] == t["only_live"] == t["only_shadow"] == 0 for t in tables.values())
     return {"same": same, "tables": tables}
+
+
+def rebuild_projections(
+    workspace: Workspace,
+    record: ReplayRecord,
+    store: ReplayStore,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayRecord:
+    """Rebuild ``workspace``'s read models into shadow tables (names and cut fixed when the
+    rebuild starts, kept in the record for a resume), then diff them with the live ones into
+    ``record.result``; the record ends ``completed``."""
+    dynamodb = workspace.client("dynamodb")
+    if record.rebuild is None:
+        record.rebuild = start_plan(
+            workspace.client("lambda"),
+            workspace.function("projector"),
+            record.replay_id,
+            workspace.checkpoint_path if workspace.embedded else None,
+        ).to_dict()
+        store.save(record)
+    rebuilt = RebuildPlan.from_dict(record.rebuild)
+    outcome = rebuild(
+        workspace.client("s3"),
+        dynamodb,
+        bucket=workspace.bucket("archive"),
+        prefix=str(workspace.output("archive_prefix")),
+        record=record,
+        store=store,
+        plan=rebuilt,
+        progress=progress,
+    )
+    record.result = {
+        **diff(dynamodb, rebuilt),
+        "events_applied": outcome.events,
+        "would_quarantine": outcome.quarantined,
+        "archive_behind_on": outcome.archive_behind,
+        "cut": "the projector's checkpoints" if rebuilt.cut is not None else "the archive",
+    }
+    record.state = "completed"
+    store.save(record)
+    return record
 
 
 # --- promote and discard ------------------------------------------------------------------

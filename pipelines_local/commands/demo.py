@@ -127,6 +127,19 @@ def _print_tables(report: DemoReport) -> None:
             f"replay {replay['replay_id']}: {replay['events']:,} events re-put from the "
             f"archive and consumed again; {outcome}"
         )
+    rebuild = report.rebuild
+    if rebuild:
+        items = sum(t["shadow_items"] for t in rebuild["tables"].values())
+        verdict = (
+            "equal to the live tables"
+            if rebuild["same"]
+            else "DIFFERENT from the live tables (pipeline replay status --json)"
+        )
+        console.print(
+            f"rebuild {rebuild['replay_id']}: {rebuild['events']:,} archived events projected "
+            f"into {len(rebuild['tables'])} shadow tables ({items:,} items) in "
+            f"{rebuild['rebuild_seconds']:.1f} s; {verdict}"
+        )
     console.print(
         f"{report.events_per_second:,.0f} events/s end to end (produce + consume); "
         f"steps (s): {report.seconds}"

@@ -22,12 +22,10 @@ from typing import Any, TextIO
 
 from pipelines_local.rebuild import (
     RebuildPlan,
-    diff,
     drop_tables,
     promote,
-    rebuild,
     rebuild_lake,
-    start_plan,
+    rebuild_projections,
 )
 from pipelines_local.replay import (
     ARRIVAL,
@@ -271,7 +269,7 @@ def _execute(
 
     try:
         if record.target == "projections":
-            done = _rebuild_projections(workspace, s3, bucket, prefix, record, store, progress)
+            done = rebuild_projections(workspace, record, store, progress=progress)
         elif record.target == "lake":
             assert record.rebuild is not None
             rebuild_lake(
@@ -306,48 +304,6 @@ def _execute(
         _print_diff(done, stdout)
         return 0
     return _print_records([done], args.json, stdout)
-
-
-def _rebuild_projections(
-    workspace: Workspace,
-    s3: Any,
-    bucket: str,
-    prefix: str,
-    record: ReplayRecord,
-    store: ReplayStore,
-    progress: Any,
-) -> ReplayRecord:
-    """Rebuild into the shadow tables (cut and names fixed at the start), then diff."""
-    dynamodb = workspace.client("dynamodb")
-    if record.rebuild is None:
-        record.rebuild = start_plan(
-            workspace.client("lambda"),
-            workspace.function("projector"),
-            record.replay_id,
-            workspace.checkpoint_path if workspace.embedded else None,
-        ).to_dict()
-        store.save(record)
-    rebuilt = RebuildPlan.from_dict(record.rebuild)
-    outcome = rebuild(
-        s3,
-        dynamodb,
-        bucket=bucket,
-        prefix=prefix,
-        record=record,
-        store=store,
-        plan=rebuilt,
-        progress=progress,
-    )
-    record.result = {
-        **diff(dynamodb, rebuilt),
-        "events_applied": outcome.events,
-        "would_quarantine": outcome.quarantined,
-        "archive_behind_on": outcome.archive_behind,
-        "cut": "the projector's checkpoints" if rebuilt.cut is not None else "the archive",
-    }
-    record.state = "completed"
-    store.save(record)
-    return record
 
 
 def _finish_rebuild(
@@ -447,7 +403,7 @@ def _print_diff(record: ReplayRecord, out: TextIO) -> None:
             file=out,
         )
     for projection, table in sorted(result.get("tables", {}).items()):
-        for difference in table["sample"]:
+        for difference in table["sample"][:10]:
             key = json.dumps(difference["key"], sort_keys=True)
             print(
                 f"  {projection} {key} {difference['kind']}: {difference['attribute']} live "

@@ -64,6 +64,14 @@ def test_demo_accounts_for_every_event_and_leaves_nothing_of_its_workspace(
     assert replay["changed"] == [] and replay["unchanged"]
     lake_counts = replay["sinks"]["lake"].values()
     assert all(c["rows"] == c["distinct_event_ids"] for c in lake_counts)
+    # The read models, rebuilt from the archive into shadow tables, equal the live ones.
+    rebuild = report["rebuild"]
+    assert rebuild["same"], rebuild
+    assert rebuild["events"] == report["archive"]["events"]
+    assert all(
+        t["live_items"] == t["shadow_items"] == t["identical"] for t in rebuild["tables"].values()
+    )
+    assert sum(t["identical"] for t in rebuild["tables"].values()) > 0
     assert report["events_per_second"] > 0
     assert not report["kept"]
 
