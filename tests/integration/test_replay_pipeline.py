@@ -84,6 +84,7 @@ class Drained:
     since: str
     until: str
     produced: Counter[str]
+    users: list[str]  # the workload's registered user ids
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +117,11 @@ def drained(deployed: DeployedStack) -> Any:
                 since=since.isoformat(),
                 until=until.isoformat(),
                 produced=Counter(e["metadata"]["event_type"] for e in events),
+                users=sorted(
+                    e["metadata"]["aggregate_id"]
+                    for e in events
+                    if e["metadata"]["event_type"] == "UserRegistered"
+                ),
             ),
             drain,
         )
@@ -195,3 +201,150 @@ def test_an_unparseable_time_is_a_clear_error(deployed: DeployedStack) -> None:
     )
     assert completed.returncode == 2
     assert "is not a time" in completed.stderr
+
+
+def _rebuild(deployed: DeployedStack) -> dict[str, Any]:
+    completed = _pipeline(
+        deployed,
+        "replay",
+        "--workspace",
+        deployed.workspace.name,
+        "--target",
+        "projections",
+        "--execute",
+        "--json",
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    document: dict[str, Any] = json.loads(completed.stdout)
+    return document
+
+
+def _tables(deployed: DeployedStack) -> set[str]:
+    names: set[str] = set()
+    for page in deployed.client("dynamodb").get_paginator("list_tables").paginate():
+        names.update(page["TableNames"])
+    return names
+
+
+def test_a_rebuild_of_the_projections_finds_the_item_changed_behind_its_back(
+    deployed: DeployedStack, drained: Any
+) -> None:
+    state, drain = drained
+    dynamodb = deployed.client("dynamodb")
+    users = deployed.workspace.table("users")
+    victim = {"user_id": {"S": state.users[0]}}
+    original = dynamodb.get_item(TableName=users, Key=victim, ConsistentRead=True)["Item"]
+    dynamodb.update_item(
+        TableName=users,
+        Key=victim,
+        UpdateExpression="SET #n = :v",
+        ExpressionAttributeNames={"#n": "name"},
+        ExpressionAttributeValues={":v": {"S": "Mallory"}},
+    )
+    try:
+        done = _rebuild(deployed)
+    finally:
+        dynamodb.put_item(TableName=users, Item=original)
+
+    assert done["state"] == "completed" and done["target"] == "projections"
+    assert done["result"]["cut"] == "the projector's checkpoints"
+    assert done["result"]["events_applied"] >= EVENTS
+    shadow = done["rebuild"]["shadow"]
+    assert set(shadow) == {
+        "users",
+        "user_activities",
+        "system_metrics",
+        "transactions",
+        "image_analysis",
+    }
+    assert all(t == f"{done['rebuild']['live'][p]}-{done['replay_id']}" for p, t in shadow.items())
+    assert set(shadow.values()) <= _tables(deployed)
+    table = done["result"]["tables"]["users"]
+    assert table["differing"] >= 1
+    (found,) = [d for d in table["sample"] if d["key"] == victim]
+    assert found["kind"] == "differs" and found["attribute"] == "name"
+    assert found["live"] == {"S": "Mallory"} and found["shadow"] == original["name"]
+    # Every other user of the workload was rebuilt as the live projector built it.
+    workload = {json.dumps({"user_id": {"S": u}}) for u in state.users[1:]}
+    assert not [d for d in table["sample"] if json.dumps(d["key"]) in workload]
+    # No stream, no side effects: nothing was put, no live sink changed.
+    assert drain() == {}
+    assert _sinks(deployed) == state.before
+
+    discarded = _pipeline(
+        deployed, "replay", "discard", done["replay_id"], "--workspace", deployed.workspace.name
+    )
+    assert discarded.returncode == 0, discarded.stderr
+    assert not set(shadow.values()) & _tables(deployed)
+
+
+def test_promoting_a_rebuild_puts_the_projector_on_its_tables(
+    deployed: DeployedStack, drained: Any
+) -> None:
+    del drained  # the workload is in, and drained
+    workspace = deployed.workspace
+    lam = deployed.client("lambda")
+    function = workspace.function("projector")
+    before = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    record = (workspace.state_dir / "workspaces" / f"{workspace.name}.json").read_text()
+    tfvars = workspace.state_dir / "projections" / f"{workspace.name}.tfvars.json"
+    done = _rebuild(deployed)
+    shadow = done["rebuild"]["shadow"]
+    try:
+        assert done["result"]["tables"]["users"]["differing"] == 0
+        promoted = _pipeline(
+            deployed, "replay", "promote", done["replay_id"], "--workspace", workspace.name
+        )
+        assert promoted.returncode == 0, promoted.stderr
+
+        now = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+        assert {p: now[f"{p.upper()}_TABLE"] for p in shadow} == shadow
+        assert {k: v for k, v in now.items() if not k.endswith("_TABLE")} == {
+            k: v for k, v in before.items() if not k.endswith("_TABLE")
+        }
+        assert json.loads(tfvars.read_text()) == {"projection_tables": shadow}
+        reloaded = type(workspace).load(workspace.name, workspace.state_dir)
+        assert reloaded.table("users") == shadow["users"]
+        # The promoted tables are live: they are not discarded.
+        refused = _pipeline(
+            deployed, "replay", "discard", done["replay_id"], "--workspace", workspace.name
+        )
+        assert refused.returncode == 2 and "live tables" in refused.stderr
+    finally:
+        lam.update_function_configuration(FunctionName=function, Environment={"Variables": before})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=function)
+        tfvars.unlink(missing_ok=True)
+        (workspace.state_dir / "workspaces" / f"{workspace.name}.json").write_text(record)
+        dynamodb = deployed.client("dynamodb")
+        for table in shadow.values():
+            dynamodb.delete_table(TableName=table)
+
+
+def test_a_rebuild_refuses_a_partial_selection(deployed: DeployedStack) -> None:
+    completed = _pipeline(
+        deployed,
+        "replay",
+        "--workspace",
+        deployed.workspace.name,
+        "--target",
+        "projections",
+        "--event-type",
+        "UserRegistered",
+    )
+    assert completed.returncode == 2
+    assert "whole archive" in completed.stderr
+
+
+def test_a_lake_rebuild_appends_nothing_the_lake_holds(
+    deployed: DeployedStack, drained: Any
+) -> None:
+    state, _ = drained
+    args = ("--target", "lake", "--table", "transaction_recorded", "--execute")
+    for _ in range(2):
+        done = _replay(deployed, state, *args)
+
+        assert done["state"] == "completed"
+        assert done["replayed_events"] == state.produced["TransactionRecorded"]
+        assert done["result"]["appended"] == 0
+        assert done["result"]["already_held"] == state.produced["TransactionRecorded"]
+    assert _sinks(deployed).lake == state.before.lake
