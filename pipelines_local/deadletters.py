@@ -27,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.consumers.archive import HOUR_FORMAT, read_archive
+from pipelines.consumers.archive import HOUR_FORMAT, ArchivedEvent, read_archive
 from pipelines.consumers.batch_keys import StreamRange, parse_stem
 from pipelines.contract.codec import Codec
 from pipelines.stream.records import decode_stream_record
@@ -230,28 +230,78 @@ def archive_keys(s3: Any, bucket: str, prefix: str, batch: FailedBatch) -> list[
     return sorted(set(keys))
 
 
-def archived_records(s3: Any, bucket: str, prefix: str, batch: FailedBatch) -> list[FoundRecord]:
-    """The batch's records as the archive holds them, in stream order."""
+def archived_entries(s3: Any, bucket: str, prefix: str, batch: FailedBatch) -> list[ArchivedEvent]:
+    """The batch's entries (events and poison, with their bytes) as the archive holds them,
+    in stream order."""
     wanted = batch.range
-    found: dict[tuple[int, int], FoundRecord] = {}
+    found: dict[tuple[int, int], ArchivedEvent] = {}
     for key in archive_keys(s3, bucket, prefix, batch):
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         for entry in read_archive(body):
             record = entry.record
             if record.shard_id != wanted.shard_id or not wanted.holds(record.sequence_number):
                 continue
-            found[(int(record.sequence_number), record.sub_sequence_number)] = FoundRecord(
-                wanted.shard_id,
-                record.sequence_number,
-                record.sub_sequence_number,
-                record.partition_key,
-                ARCHIVE,
-                entry.event_type,
-                entry.event_id,
-                entry.poison_code,
-                len(record.data),
-            )
+            found[(int(record.sequence_number), record.sub_sequence_number)] = entry
     return [found[k] for k in sorted(found)]
+
+
+def archived_records(s3: Any, bucket: str, prefix: str, batch: FailedBatch) -> list[FoundRecord]:
+    """The batch's records as the archive holds them, in stream order."""
+    return [
+        FoundRecord(
+            batch.shard_id,
+            entry.record.sequence_number,
+            entry.record.sub_sequence_number,
+            entry.record.partition_key,
+            ARCHIVE,
+            entry.event_type,
+            entry.event_id,
+            entry.poison_code,
+            len(entry.record.data),
+        )
+        for entry in archived_entries(s3, bucket, prefix, batch)
+    ]
+
+
+def redrive(
+    batches: list[FailedBatch],
+    *,
+    s3: Any,
+    archive_bucket: str,
+    archive_prefix: str,
+    producer: Any | None,
+    replay_id: str,
+    codec: Codec | None = None,
+) -> dict[str, Any]:
+    """Put the archived events of ``batches`` back on the stream, each once, in stream order,
+    with ``metadata.replay_id`` set and everything else as archived (the same ``event_id``,
+    so a consumer that had applied one skips it); a preview when ``producer`` is None.
+    Poison is not put back: its bytes are the quarantine's (``pipeline quarantine``)."""
+    from pipelines_local.replay import replayed
+
+    codec = codec or Codec()
+    seen: set[str] = set()
+    events: list[dict[str, Any]] = []
+    poison = 0
+    for batch in batches:
+        for entry in archived_entries(s3, archive_bucket, archive_prefix, batch):
+            if entry.is_poison:
+                poison += 1
+                continue
+            event = codec.decode(entry.record.data)
+            if event.event_id in seen:  # a batch retried, then dead-lettered twice
+                continue
+            seen.add(event.event_id)
+            events.append(replayed(event, replay_id))
+    if producer is not None and events:
+        producer.put_events(events)
+    return {
+        "replay_id": replay_id,
+        "execute": producer is not None,
+        "batches": len(batches),
+        "events": len(events),
+        "poison_skipped": poison,
+    }
 
 
 # --- the stream ------------------------------------------------------------------------------

@@ -21,12 +21,40 @@ from pipelines_local.deadletters import (
     failed_batches,
     queue_url,
     recover,
+    redrive,
 )
 from pipelines_local.workspace import DEFAULT_WORKSPACE, Workspace
 
 
 class DeadLettersError(PipelineError):
     """The command line names no batch, or names it incompletely."""
+
+
+def _add_selection(parser: Any) -> None:
+    parser.add_argument("--workspace", default=DEFAULT_WORKSPACE, help="(default: %(default)s)")
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="AWS-compatible endpoint (default: where `pipeline up` deployed the workspace)",
+    )
+    parser.add_argument(
+        "--function",
+        action="append",
+        metavar="NAME",
+        help="only this function's destination, by its name in Terraform (projector, "
+        "lake-writer, ...); repeatable (default: every function)",
+    )
+    parser.add_argument("--queue", metavar="URL", help="read this on-failure queue instead")
+    parser.add_argument("--shard", help="a batch's shard id, instead of reading a destination")
+    parser.add_argument("--start", metavar="SEQ", help="with --shard: the first sequence number")
+    parser.add_argument("--end", metavar="SEQ", help="with --shard: the last sequence number")
+    parser.add_argument(
+        "--bucket", help="archive bucket (default: the workspace's, as Terraform output it)"
+    )
+    parser.add_argument("--prefix", help="archive key prefix (default: the workspace's)")
+    parser.add_argument(
+        "--no-stream", action="store_true", help="read the archive only, never the stream"
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -45,32 +73,61 @@ def register(subparsers: Any) -> None:
         "--end, and prints the events of each batch from the archive objects whose ranges "
         "overlap it, then from the stream for records the archive does not hold.",
     )
-    show.add_argument("--workspace", default=DEFAULT_WORKSPACE, help="(default: %(default)s)")
-    show.add_argument(
-        "--endpoint",
-        metavar="URL",
-        help="AWS-compatible endpoint (default: where `pipeline up` deployed the workspace)",
-    )
-    show.add_argument(
-        "--function",
-        action="append",
-        metavar="NAME",
-        help="only this function's destination, by its name in Terraform (projector, "
-        "lake-writer, ...); repeatable (default: every function)",
-    )
-    show.add_argument("--queue", metavar="URL", help="read this on-failure queue instead")
-    show.add_argument("--shard", help="a batch's shard id, instead of reading a destination")
-    show.add_argument("--start", metavar="SEQ", help="with --shard: the first sequence number")
-    show.add_argument("--end", metavar="SEQ", help="with --shard: the last sequence number")
-    show.add_argument(
-        "--bucket", help="archive bucket (default: the workspace's, as Terraform output it)"
-    )
-    show.add_argument("--prefix", help="archive key prefix (default: the workspace's)")
-    show.add_argument(
-        "--no-stream", action="store_true", help="read the archive only, never the stream"
-    )
+    _add_selection(show)
     show.add_argument("--json", action="store_true", help="print the batches as JSON")
     show.set_defaults(func=show_dead_letters)
+    redrive = commands.add_parser(
+        "redrive",
+        help="put the events of the dead-lettered batches back on the stream (previews unless "
+        "--execute)",
+        description="Resolves each on-failure message (or the coordinates given) to its "
+        "archived events, as `show` does, and puts them back on the stream through the "
+        "producer, each once, with metadata.replay_id set and the same event_id: a consumer "
+        "that had applied an event skips it, the one that gave up applies it. Poison is not put "
+        "back (its bytes are in the quarantine: `pipeline quarantine list`). The on-failure "
+        "messages are left on their queue.",
+    )
+    _add_selection(redrive)
+    redrive.add_argument(
+        "--stream", help="put them on this stream (default: the workspace's event stream)"
+    )
+    redrive.add_argument("--execute", action="store_true", help="redrive (without it, preview)")
+    redrive.add_argument("--json", action="store_true", help="print the result as JSON")
+    redrive.set_defaults(func=redrive_dead_letters)
+
+
+def redrive_dead_letters(args: argparse.Namespace, stdout: TextIO = sys.stdout) -> int:
+    from pipelines.stream.producer import Producer
+    from pipelines_local.replay import new_replay_id
+
+    workspace = Workspace.load(args.workspace, endpoint_url=args.endpoint)
+    batches = [batch for _, batch in _failed_batches(args, workspace)]
+    stream = args.stream or workspace.stream_name
+    producer = Producer(workspace.client("kinesis"), stream) if args.execute else None
+    result = redrive(
+        batches,
+        s3=workspace.client("s3"),
+        archive_bucket=args.bucket or workspace.bucket("archive"),
+        archive_prefix=args.prefix
+        if args.prefix is not None
+        else str(workspace.output("archive_prefix")),
+        producer=producer,
+        replay_id=new_replay_id(),
+    )
+    result["stream"] = stream
+    if args.json:
+        print(json.dumps(result, indent=2), file=stdout)
+        return 0
+    verb = "put back on" if args.execute else "would put back on"
+    print(
+        f"{result['events']:,} events of {result['batches']} dead-lettered batch(es) {verb} "
+        f"{stream} as {result['replay_id']}; {result['poison_skipped']} poison record(s) left "
+        "to the quarantine",
+        file=stdout,
+    )
+    if not args.execute:
+        print("preview only: nothing was written (add --execute to redrive)", file=stdout)
+    return 0
 
 
 def show_dead_letters(args: argparse.Namespace, stdout: TextIO = sys.stdout) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pipelines.stream.producer import Producer
+from pipelines.stream.records import decode_stream_record
 from pipelines_local.deadletters import (
     ARCHIVE,
     STREAM,
@@ -202,3 +203,49 @@ def _pipeline(workspace: Workspace, *args: str) -> str:
     )
     assert completed.returncode == 0, completed.stderr
     return completed.stdout
+
+
+def _replayed_on_stream(stack: RuntimeStack, replay_id: str) -> list[str]:
+    """The event ids on the stack's stream carrying ``replay_id``, in stream order."""
+    ids = []
+    for shard in stack.kinesis.list_shards(StreamName=stack.stream_name)["Shards"]:
+        iterator = stack.kinesis.get_shard_iterator(
+            StreamName=stack.stream_name,
+            ShardId=shard["ShardId"],
+            ShardIteratorType="TRIM_HORIZON",
+        )["ShardIterator"]
+        while iterator:
+            page = stack.kinesis.get_records(ShardIterator=iterator, Limit=1000)
+            for record in page["Records"]:
+                decoded = decode_stream_record(
+                    bytes(record["Data"]),
+                    partition_key=record["PartitionKey"],
+                    sequence_number=record["SequenceNumber"],
+                )
+                for delivered in decoded.events:
+                    if delivered.event.record["metadata"].get("replay_id") == replay_id:
+                        ids.append(delivered.event.event_id)
+            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = page.get("NextShardIterator")
+    return ids
+
+
+def test_pipeline_deadletters_redrive_puts_each_archived_event_back_once(
+    deployed: DeployedStack, given_up: dict[str, Any]
+) -> None:
+    workspace = deployed.workspace
+    stack = given_up["stack"]
+    args = ["deadletters", "redrive", "--queue", given_up["queue_url"]]
+    common = ["--workspace", workspace.name, "--bucket", given_up["archive"]]
+    common += ["--stream", stack.stream_name, "--json"]
+    sent = sorted(e["metadata"]["event_id"] for e in given_up["events"])
+
+    preview = json.loads(_pipeline(workspace, *args, *common))
+    assert preview["execute"] is False
+    assert preview["events"] == len(sent) and preview["poison_skipped"] >= 1
+    assert _replayed_on_stream(stack, preview["replay_id"]) == []
+
+    done = json.loads(_pipeline(workspace, *args, *common, "--execute"))
+    assert done["execute"] is True and done["events"] == len(sent)
+    assert sorted(_replayed_on_stream(stack, done["replay_id"])) == sent  # each once
