@@ -321,7 +321,6 @@ class IcebergCommitter:
             f"{self.max_attempts} attempts in {_since(started):.1f} s"
         )
 
-
     def fill(self, event_type: str, rows: pa.Table) -> Commit:
         """Append the ``rows`` (with ``dt``) whose ids their partitions do not hold, leaving
         every watermark as it is: a rebuild from the archive (``pipeline replay --target
