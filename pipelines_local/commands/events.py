@@ -18,7 +18,13 @@ from pipelines.stream.records import decode_stream_record
 
 
 def register(subparsers: Any) -> None:
-    events = subparsers.add_parser("events", help="encode and decode events on the wire")
+    events = subparsers.add_parser(
+        "events",
+        help="encode and decode events on the wire",
+        description="The wire format of the stream: Avro single-object encoding, in KPL "
+        "aggregates or not. `encode` turns JSON events into base64 record data a producer "
+        "can put; `decode` turns record data back into JSON events.",
+    )
     sub = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
 
     encode = sub.add_parser(

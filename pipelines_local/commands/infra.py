@@ -17,12 +17,22 @@ def register(subparsers: Any) -> None:
     up_parser = subparsers.add_parser(
         "up",
         help="apply the stack to a workspace on the emulator (started if needed) or an endpoint",
+        description="Applies the Terraform root module to a workspace (one per environment). "
+        "Without --endpoint it starts the embedded emulator if none is running. terraform init "
+        "installs the AWS provider from the local mirror only, the workspace is selected or "
+        "created, and the apply uses terraform/workspaces/<name>.tfvars (else local.tfvars) "
+        "and the tables of any promoted rebuild. The outputs are recorded under the state "
+        "folder for the other commands, and the lake's Iceberg tables are created.",
     )
     _add_common(up_parser)
     up_parser.set_defaults(func=run_up)
 
     down_parser = subparsers.add_parser(
-        "down", help="destroy a workspace and stop the emulator `up` started once it is empty"
+        "down",
+        help="destroy a workspace and stop the emulator `up` started once it is empty",
+        description="Drops the shadow tables rebuilds left, destroys everything Terraform "
+        "created in the workspace, deletes the workspace and forgets its record. The embedded "
+        "emulator stops once no workspace on it holds anything.",
     )
     _add_common(down_parser)
     down_parser.set_defaults(func=run_down)

@@ -20,6 +20,10 @@ def register(subparsers: Any) -> None:
     package = subparsers.add_parser(
         "package",
         help="build the Lambda deployment package and the lake layer (deterministic zips)",
+        description="Builds the functions' package (the pipelines code and its dependencies "
+        "for Lambda's Python 3.11 on x86_64) and the lake writer's layer (pyarrow, pyiceberg), "
+        "each a zip with fixed timestamps and file order, so the same sources give the same "
+        "bytes; checks each against Lambda's unzipped size limit.",
     )
     package.add_argument("--out", type=Path, help="zip path (default build/lambda/pipelines.zip)")
     package.add_argument(
