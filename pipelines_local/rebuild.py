@@ -53,14 +53,16 @@ from pipelines.contract.codec import Codec
 from pipelines.errors import PoisonRecordError
 from pipelines.stream.records import UserRecord
 from pipelines_local.replay import (
-    ReplayCancelled,
     ReplayError,
     ReplayRecord,
     ReplayStore,
     Selected,
     Selection,
+    advance,
     list_objects,
     read_selected,
+    stop_if_cancelled,
+    tracked,
 )
 from pipelines_local.workspace import Workspace, promoted_tfvars_path
 
@@ -302,13 +304,9 @@ def rebuild(
     result = RebuildResult()
     highest: dict[str, int] = {}
     from_start = record.checkpoint is None
-    record.state = "running"
-    record.error = None
-    store.save(record)
 
     def apply(items: list[Selected]) -> None:
-        if store.load(record.replay_id).state == "cancelled":
-            raise ReplayCancelled(record.replay_id)
+        stop_if_cancelled(record, store)
         records = [_lambda_record(i) for i in items]
         for attempt in range(1, _ATTEMPTS + 1):
             outcome = kernel.process_batch(records)
@@ -318,14 +316,10 @@ def rebuild(
             if attempt == _ATTEMPTS:
                 raise failed[0]
             _log.warning("rebuild batch: %d record(s) did not land; applying again", len(failed))
-        record.replayed_events += len(items)
-        record.checkpoint = (items[-1].key, items[-1].offset)
-        store.save(record)
-        if progress is not None:
-            progress(len(items))
+        advance(record, store, items, progress)
 
     chunk: list[Selected] = []
-    try:
+    with tracked(record, store):
         for item in read_selected(s3, bucket, objects, selection, codec, after=record.checkpoint):
             shard = item.entry.record.shard_id or ""
             highest[shard] = max(highest.get(shard, 0), int(item.entry.record.sequence_number))
@@ -337,15 +331,6 @@ def rebuild(
                 chunk = []
         if chunk:
             apply(chunk)
-    except (KeyboardInterrupt, ReplayCancelled):
-        record.state = "cancelled"
-        store.save(record)
-        raise
-    except Exception as exc:
-        record.state = "failed"
-        record.error = f"{type(exc).__name__}: {exc}"
-        store.save(record)
-        raise
     result.events = record.replayed_events
     result.quarantined = dict(quarantine.reasons)
     if plan.cut is not None and from_start:  # a resumed rebuild did not read it all
@@ -582,13 +567,9 @@ def rebuild_lake(
         "commits": 0,
     }
     record.result = totals
-    record.state = "running"
-    record.error = None
-    store.save(record)
 
     def commit(items: list[Selected]) -> None:
-        if store.load(record.replay_id).state == "cancelled":
-            raise ReplayCancelled(record.replay_id)
+        stop_if_cancelled(record, store)
         built = lake.tables.build([i.event for i in items])
         totals["not_holdable"] += len(built.rejected)
         for rows in built.rows:
@@ -596,14 +577,10 @@ def rebuild_lake(
             totals["appended"] += done.appended
             totals["already_held"] += done.duplicates
             totals["commits"] += 1 if done.appended else 0
-        record.replayed_events += len(items)
-        record.checkpoint = (items[-1].key, items[-1].offset)
-        store.save(record)
-        if progress is not None:
-            progress(len(items))
+        advance(record, store, items, progress)
 
     chunk: list[Selected] = []
-    try:
+    with tracked(record, store):
         for item in read_selected(s3, bucket, objects, selection, codec, after=record.checkpoint):
             chunk.append(item)
             if len(chunk) >= _LAKE_BATCH:
@@ -611,15 +588,6 @@ def rebuild_lake(
                 chunk = []
         if chunk:
             commit(chunk)
-    except (KeyboardInterrupt, ReplayCancelled):
-        record.state = "cancelled"
-        store.save(record)
-        raise
-    except Exception as exc:
-        record.state = "failed"
-        record.error = f"{type(exc).__name__}: {exc}"
-        store.save(record)
-        raise
     record.state = "completed"
     store.save(record)
     return totals

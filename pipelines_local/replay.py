@@ -41,6 +41,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -472,6 +473,47 @@ class ReplayStore:
         ]
 
 
+@contextmanager
+def tracked(record: ReplayRecord, store: ReplayStore) -> Iterator[None]:
+    """Run a replay's work with its record ``running``; ``cancelled`` on Ctrl-C or ``pipeline
+    replay cancel``, ``failed`` (with the error) on anything else, both re-raised. Setting
+    ``completed`` is the caller's, once all of its work is done."""
+    record.state = "running"
+    record.error = None
+    store.save(record)
+    try:
+        yield
+    except (KeyboardInterrupt, ReplayCancelled):
+        record.state = "cancelled"
+        store.save(record)
+        raise
+    except Exception as exc:
+        record.state = "failed"
+        record.error = f"{type(exc).__name__}: {exc}"
+        store.save(record)
+        raise
+
+
+def stop_if_cancelled(record: ReplayRecord, store: ReplayStore) -> None:
+    """Raise :class:`ReplayCancelled` if ``pipeline replay cancel`` marked the record."""
+    if store.load(record.replay_id).state == "cancelled":
+        raise ReplayCancelled(record.replay_id)
+
+
+def advance(
+    record: ReplayRecord,
+    store: ReplayStore,
+    items: Sequence[Selected],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Checkpoint after ``items`` were applied, and report them."""
+    record.replayed_events += len(items)
+    record.checkpoint = (items[-1].key, items[-1].offset)
+    store.save(record)
+    if progress is not None:
+        progress(len(items))
+
+
 def replayed(event: DecodedEvent, replay_id: str) -> dict[str, Any]:
     """The event as archived, but for ``metadata.replay_id``."""
     record = dict(event.record)
@@ -502,27 +544,19 @@ def replay_to_stream(
     selection = Selection.from_dict(record.selection)
     producer = producer or Producer(kinesis, stream_name, codec=codec)
     objects = list_objects(s3, bucket, prefix, selection)
-    record.state = "running"
-    record.error = None
-    store.save(record)
     chunk: list[Selected] = []
 
     def put(items: list[Selected]) -> None:
-        if store.load(record.replay_id).state == "cancelled":  # `pipeline replay cancel`
-            raise ReplayCancelled(record.replay_id)
+        stop_if_cancelled(record, store)
         size = sum(len(i.entry.record.data) + len(i.entry.record.partition_key) for i in items)
         pacer.wait(len(items), size, _arrival(items[0].entry))
         producer.put_events([replayed(i.event, record.replay_id) for i in items])
-        record.replayed_events += len(items)
-        record.checkpoint = (items[-1].key, items[-1].offset)
-        store.save(record)
-        if progress is not None:
-            progress(len(items))
+        advance(record, store, items, progress)
 
     # Paced, the chunks are small enough that the pace holds within a tenth of a second.
     most = _PUT_CHUNK if pacer.rate is None else max(1, min(_PUT_CHUNK, int(pacer.rate / 10)))
     span = None if pacer.speedup is None else timedelta(seconds=0.1 * pacer.speedup)
-    try:
+    with tracked(record, store):
         for item in read_selected(s3, bucket, objects, selection, codec, after=record.checkpoint):
             if chunk and (len(chunk) >= most or _beyond(chunk[0], item, span)):
                 put(chunk)
@@ -530,15 +564,6 @@ def replay_to_stream(
             chunk.append(item)
         if chunk:
             put(chunk)
-    except (KeyboardInterrupt, ReplayCancelled):
-        record.state = "cancelled"
-        store.save(record)
-        raise
-    except Exception as exc:
-        record.state = "failed"
-        record.error = f"{type(exc).__name__}: {exc}"
-        store.save(record)
-        raise
     record.state = "completed"
     store.save(record)
     return record

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace, stdout: TextIO = sys.stdout) -> int:
     prefix = str(workspace.output("archive_prefix"))
     if args.action == "resume":
         record = store.load(args.replay_id)
-        if record.state != "cancelled" and record.state != "failed" and record.state != "running":
+        if record.state not in ("cancelled", "failed", "running"):
             raise ReplayError(f"replay {record.replay_id} is {record.state}: nothing to resume")
         return _execute(workspace, s3, bucket, prefix, record, store, args, stdout)
     assert selection is not None
@@ -164,7 +164,6 @@ def run(args: argparse.Namespace, stdout: TextIO = sys.stdout) -> int:
         planned_events=preview.events,
     )
     if target == "lake":
-        record.result = None
         record.rebuild = {"event_type": selection.event_types[0]}
     if not args.json:
         _print_plan(preview, False, stdout, executing=True, target=target)
