@@ -186,7 +186,7 @@ class _User:
 
 
 class _Sim:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int | str) -> None:
         self.rng = _Rng(seed)
         self.items: list[_Item] = []
         self.seq = 0
@@ -657,8 +657,23 @@ def _counts(n: int) -> dict[str, int]:
     return counts
 
 
+def default_start(now: datetime | None = None) -> datetime:
+    """Where ``pipeline simulate`` starts event time: today's UTC midnight less :data:`SPAN`.
+
+    The events then end at midnight, never in the future, inside the daily analytics' seven
+    days; and the same day gives the same start, so a rerun sends the same events again
+    (duplicates, applied once) rather than the same ids with new times.
+    """
+    today = (now or datetime.now(UTC)).astimezone(UTC)
+    return today.replace(hour=0, minute=0, second=0, microsecond=0) - SPAN
+
+
 def simulate(n_events: int, seed: int, start: datetime | None = None) -> Workload:
-    """Exactly ``n_events`` events, the same for the same arguments."""
+    """Exactly ``n_events`` events, the same for the same arguments.
+
+    A workload is named by all three: another ``start`` is another workload, with ids of its
+    own, so that simulating another day never reuses an event id for a different event.
+    """
     if n_events < 0:
         raise ValueError("n_events must not be negative")
     start = DEFAULT_START if start is None else start
@@ -666,7 +681,8 @@ def simulate(n_events: int, seed: int, start: datetime | None = None) -> Workloa
         start = start.replace(tzinfo=UTC)
     start = start.astimezone(UTC).replace(microsecond=start.microsecond // 1000 * 1000)
     counts = _counts(n_events)
-    sim = _Sim(seed)
+    # ``random.Random`` seeds from a string through SHA-512, the same in every process.
+    sim = _Sim(seed if start == DEFAULT_START else f"{seed}@{start.isoformat()}")
     rng = sim.rng
 
     n_users = counts["UserRegistered"]
