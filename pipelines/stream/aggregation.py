@@ -105,6 +105,19 @@ def is_aggregated(data: bytes) -> bool:
     return data[: len(MAGIC)] == MAGIC
 
 
+def user_record_count(data: bytes) -> int:
+    """How many user records a Kinesis record's data holds (1 if it is not aggregated, or
+    does not parse: the consumer quarantines it as one record)."""
+    if not is_aggregated(data) or len(data) < _OVERHEAD:
+        return 1
+    message = messages_pb2.AggregatedRecord()
+    try:
+        message.ParseFromString(data[len(MAGIC) : -_DIGEST_SIZE])
+    except DecodeError:
+        return 1
+    return max(1, len(message.records))
+
+
 def deaggregate(data: bytes, partition_key: str) -> list[SubRecord]:
     """The user records in a Kinesis record's data, checksum verified.
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pipelines.stream.aggregation import user_record_count
 from pipelines_local.runtime.checkpoints import CheckpointStore
 from pipelines_local.runtime.destinations import (
     RECORD_AGE_EXCEEDED,
@@ -257,6 +258,7 @@ class KinesisPoller:
 
     def _settle(self, reader: ShardReader, records: list[StreamRecord]) -> None:
         self.stats.records_succeeded += len(records)
+        self.stats.events_succeeded += sum(user_record_count(r.data) for r in records)
         self._checkpoint(reader, records[-1])
 
     def _checkpoint(self, reader: ShardReader, record: StreamRecord) -> None:

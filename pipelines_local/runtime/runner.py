@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.config import Config
 
+from pipelines.consumers.metrics import EVENTS_QUARANTINED
 from pipelines_local.emulator import emulator_env
 from pipelines_local.runtime.checkpoints import CheckpointStore
 from pipelines_local.runtime.destinations import Destinations
@@ -160,8 +161,17 @@ class LocalRuntime:
         worked = False
         with self.output.installed():
             for poller in self.pollers:
+                service = poller.mapping.function.environment.get("POWERTOOLS_SERVICE_NAME")
+                quarantined = self._quarantined(service)
                 worked = poller.step() or worked
+                poller.stats.events_quarantined += self._quarantined(service) - quarantined
         return worked
+
+    def _quarantined(self, service: str | None) -> int:
+        """The ``EventsQuarantined`` the functions of ``service`` reported so far."""
+        if not service:
+            return 0
+        return round(self.output.metrics.total(EVENTS_QUARANTINED, service=service))
 
     def drained(self) -> bool:
         """Every mapping has caught up and nothing is in flight."""

@@ -125,6 +125,7 @@ class SqsPoller:
                 succeeded = [m for m in batch if m["MessageId"] not in outcome.failed_ids]
         self._delete(succeeded)
         self.stats.records_succeeded += len(succeeded)
+        self.stats.events_succeeded += len(succeeded)
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), _MAX_RECEIVE):

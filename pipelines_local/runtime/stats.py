@@ -12,6 +12,10 @@ class MappingStats:
     * ``batches`` - invocations of the function.
     * ``records_delivered`` - records passed to the function, re-deliveries included.
     * ``records_succeeded`` - records settled as processed (checkpointed past, or deleted).
+    * ``events_succeeded`` - the events in those records: a Kinesis record the producer
+      aggregated holds many; an SQS message is one.
+    * ``events_quarantined`` - of the events the function was given, those it quarantined
+      as poison (its ``EventsQuarantined`` metric): settled, but not processed.
     * ``function_errors`` - invocations that raised (or could not import the handler).
     * ``partial_failures`` - invocations that reported batch item failures.
     * ``retries`` - re-invocations of records that failed before.
@@ -26,6 +30,8 @@ class MappingStats:
     batches: int = 0
     records_delivered: int = 0
     records_succeeded: int = 0
+    events_succeeded: int = 0
+    events_quarantined: int = 0
     function_errors: int = 0
     partial_failures: int = 0
     retries: int = 0

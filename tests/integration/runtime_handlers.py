@@ -10,6 +10,7 @@ reads how to behave from its function's environment variables, as a deployed han
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,3 +122,20 @@ def collect_events(event: dict[str, Any], context: Any) -> None:
         for record in event["Records"]
         for delivered in decode_lambda_record(record).events
     ]
+
+
+def quarantine_poison(event: dict[str, Any], context: Any) -> None:
+    """Succeeds, counting each record whose payload is ``poison`` as a quarantined event in
+    the ``EventsQuarantined`` metric, as the consumers do (EMF on standard output)."""
+    from aws_lambda_powertools import Metrics
+
+    from pipelines.consumers.metrics import EVENTS_QUARANTINED
+
+    _record_call(event, context)
+    poison = 0
+    for record in event["Records"]:
+        with contextlib.suppress(UnicodeDecodeError):  # aggregated: binary, never poison here
+            poison += payload_of(record) == "poison"
+    metrics = Metrics(namespace="RuntimeTests")
+    metrics.add_metric(name=EVENTS_QUARANTINED, unit="Count", value=poison)
+    metrics.flush_metrics()
