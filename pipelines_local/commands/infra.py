@@ -7,10 +7,13 @@ on first use; with one (``http://localhost:4566`` for LocalStack) it goes there.
 from __future__ import annotations
 
 import argparse
-import json
-from typing import Any
+import sys
+import textwrap
+from typing import Any, TextIO
 
-from pipelines_local.infra.stack import DEFAULT_WORKSPACE, down, up
+from pipelines_local.infra.stack import DEFAULT_WORKSPACE, UpResult, down, up
+from pipelines_local.progress import Progress
+from pipelines_local.workspace import Workspace
 
 
 def register(subparsers: Any) -> None:
@@ -54,24 +57,83 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def run_up(args: argparse.Namespace) -> int:
-    result = up(args.workspace, args.endpoint)
+def run_up(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    with Progress() as progress:
+        result = up(args.workspace, args.endpoint, progress=progress.callback())
     if args.json:
-        print(result.to_json())
+        print(result.to_json(), file=out)
         return 0
-    started = f" (started, pid {result.emulator_pid})" if result.started_emulator else ""
-    print(f"endpoint   {result.endpoint_url}{started}")
-    print(f"region     {result.region}")
-    print(f"workspace  {result.workspace}")
-    print(f"applied in {result.seconds.get('apply', 0):.0f}s")
-    print()
-    for name, value in sorted(result.outputs.items()):
-        print(f"{name:<18} {_show(value)}")
+    for line in up_summary(result):
+        print(line, file=out)
     return 0
 
 
+def up_summary(result: UpResult) -> list[str]:
+    """What ``pipeline up`` prints: where, what, and how to reach it; every line under 80."""
+    outputs = result.outputs
+    where = (
+        f" (embedded emulator, started, pid {result.emulator_pid})"
+        if result.started_emulator
+        else (" (embedded emulator)" if result.emulator_pid else "")
+    )
+    created = " (created)" if result.created_workspace else ""
+    lines = [
+        f"workspace  {result.workspace}{created}",
+        f"endpoint   {result.endpoint_url}{where}",
+        f"region     {result.region}",
+        f"applied in {result.seconds.get('apply', 0):.0f} s",
+        "",
+    ]
+    named = (
+        ("stream", outputs.get("stream_name")),
+        ("functions", _names(outputs.get("function_names"))),
+        ("tables", _names(outputs.get("table_names"))),
+        ("buckets", _names(outputs.get("bucket_names"))),
+        (
+            "lake",
+            f"Glue database {outputs.get('glue_database')}, "
+            f"Athena workgroup {outputs.get('athena_workgroup')}",
+        ),
+    )
+    for label, value in named:
+        if value:
+            lines.extend(_wrapped(label, str(value)))
+    env = Workspace(
+        result.workspace, result.endpoint_url, result.region, outputs, embedded=bool(where)
+    ).env()
+    lines += ["", "The AWS CLI and SDKs reach it with:"]
+    lines += [f"  export {name}={env[name]}" for name in sorted(env)]
+    lines += [
+        "",
+        f"Next: pipeline simulate --workspace {result.workspace} --events 2000",
+        f"      pipeline run --workspace {result.workspace} --until-drained",
+        f"      pipeline status --workspace {result.workspace}   (every output: --json)",
+    ]
+    return lines
+
+
+def _names(value: Any) -> str:
+    """A map output's names, shortest first: ``projector, archiver, ...``."""
+    if not isinstance(value, dict):
+        return ""
+    return ", ".join(sorted(str(v) for v in value.values()))
+
+
+def _wrapped(label: str, text: str, width: int = 79) -> list[str]:
+    return textwrap.wrap(
+        text,
+        width,
+        initial_indent=f"{label:<10} ",
+        subsequent_indent=" " * 11,
+        break_on_hyphens=False,
+        break_long_words=False,
+    ) or [label]
+
+
 def run_down(args: argparse.Namespace) -> int:
-    result = down(args.workspace, args.endpoint)
+    with Progress() as progress:
+        result = down(args.workspace, args.endpoint, progress=progress.callback())
     if args.json:
         print(result.to_json())
         return 0
@@ -82,7 +144,3 @@ def run_down(args: argparse.Namespace) -> int:
     if result.stopped_emulator:
         print("stopped the embedded emulator")
     return 0
-
-
-def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)

@@ -24,7 +24,8 @@ from pipelines.errors import PipelineError
 from pipelines_local.emulator import emulator_env, start_emulator, stop_emulator
 from pipelines_local.infra.cli_config import write_cli_config
 from pipelines_local.infra.override import prepare_module
-from pipelines_local.infra.terraform import Terraform, TerraformError
+from pipelines_local.infra.terraform import ResourceProgress, Terraform, TerraformError
+from pipelines_local.progress import ProgressCallback
 from pipelines_local.workspace import DEFAULT_WORKSPACE, Workspace, promoted_tfvars_path
 
 logger = logging.getLogger(__name__)
@@ -99,24 +100,34 @@ def up(
     *,
     state_dir: Path | None = None,
     terraform_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
 ) -> UpResult:
-    """Apply the stack to ``workspace`` on ``endpoint_url`` (or the embedded emulator)."""
+    """Apply the stack to ``workspace`` on ``endpoint_url`` (or the embedded emulator).
+
+    ``progress(step, done, total)`` hears of each step, and of each resource applied.
+    """
     _check_workspace(workspace)
     state = state_dir or state_root()
+    notify = progress or _quiet
     started = False
     pid = None
     if endpoint_url is None:
         record = running_emulator(state)
         if record is None:
+            notify("starting the embedded emulator", 0, None)
             record = start_embedded_emulator(state)
             started = True
         endpoint_url, pid = record["endpoint_url"], record["pid"]
+    else:
+        check_endpoint(endpoint_url)
     tf = _terraform(
         state, endpoint_url, terraform_dir or terraform_root(), embedded=pid is not None
     )
+    notify("terraform init (provider from the local mirror)", 0, None)
     tf.init()
     created = tf.use_workspace(workspace)
-    tf.apply(*_tf_args(tf, workspace, state))
+    notify("terraform apply: planning", 0, None)
+    tf.apply(*_tf_args(tf, workspace, state), progress=_resources(notify, "terraform apply"))
     outputs = tf.outputs()
     region = str(outputs.get("region", emulator_env(endpoint_url)["AWS_REGION"]))
     deployed = Workspace(
@@ -125,6 +136,7 @@ def up(
     deployed.save()
     # The lake's Iceberg tables are the writer's (it creates a missing one on first write);
     # creating them here lets Athena and `pipeline query` see every table before any event.
+    notify("creating the lake's Iceberg tables", 0, None)
     deployed.lake_catalog().ensure_all()
     return UpResult(
         endpoint_url=endpoint_url,
@@ -145,6 +157,7 @@ def down(
     state_dir: Path | None = None,
     terraform_dir: Path | None = None,
     keep_emulator: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> DownResult:
     """Destroy ``workspace``; stop the embedded emulator once nothing is left on it.
 
@@ -152,6 +165,9 @@ def down(
     """
     _check_workspace(workspace)
     state = state_dir or state_root()
+    notify = progress or _quiet
+    if endpoint_url is not None:
+        check_endpoint(endpoint_url)
     record = None
     if endpoint_url is None:
         record = running_emulator(state)
@@ -169,7 +185,8 @@ def down(
     if workspace in tf.workspaces():
         tf.workspace = workspace
         _drop_shadow_tables(tf, workspace, state)
-        _destroy(tf, workspace, state)
+        notify("terraform destroy: planning", 0, None)
+        _destroy(tf, workspace, state, _resources(notify, "terraform destroy"))
         tf.workspace = None
         if workspace != "default":
             tf.run("workspace", "select", "-no-color", "default", with_workspace=False)
@@ -217,15 +234,55 @@ def plan(
     return tf.plan_has_changes(*_tf_args(tf, workspace, state))
 
 
-def _destroy(tf: Terraform, workspace: str, state: Path) -> None:
+def _destroy(
+    tf: Terraform, workspace: str, state: Path, progress: ResourceProgress | None = None
+) -> None:
     args = _tf_args(tf, workspace, state)
     try:
-        tf.destroy(*args)
+        tf.destroy(*args, progress=progress)
     except TerraformError as exc:
         # Destroy is idempotent: a second pass finishes what a transient error interrupted
         # (seen on the emulator under load: a DeleteTable retried after it had succeeded).
         logger.warning("destroy failed, retrying once: %s", exc)
-        tf.destroy(*args)
+        tf.destroy(*args, progress=progress)
+
+
+def _quiet(step: str, done: int, total: int | None) -> None:
+    """The progress callback of callers that want none."""
+
+
+def _resources(notify: ProgressCallback, step: str) -> ResourceProgress:
+    """Terraform's per-resource progress as steps of ``notify``."""
+
+    def report(done: int, total: int | None, resource: str) -> None:
+        notify(f"{step}: resources" if total != 0 else f"{step}: no changes", done, total)
+
+    return report
+
+
+def check_endpoint(endpoint_url: str, timeout: float = 5.0) -> None:
+    """Fail at once, and clearly, when nothing answers at ``endpoint_url``.
+
+    Any HTTP answer will do (AWS-compatible endpoints answer ``/`` with an error document);
+    what this catches is a refused or unreachable connection, which Terraform would
+    otherwise report only after planning, buried in its output.
+    """
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(endpoint_url, timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        hint = (
+            " (start LocalStack: docker compose -f docker-compose.localstack.yml up -d)"
+            if ":4566" in endpoint_url
+            else ""
+        )
+        raise StackError(f"nothing answers at {endpoint_url}: {reason}{hint}") from None
 
 
 def _check_workspace(name: str) -> None:

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,10 @@ from typing import Any
 from pipelines.errors import PipelineError
 
 logger = logging.getLogger(__name__)
+
+
+# (resources done, resources to change or None before the plan is known, what it was doing)
+ResourceProgress = Callable[[int, int | None, str], None]
 
 
 class TerraformError(PipelineError):
@@ -66,23 +70,38 @@ class Terraform:
             raise TerraformError([self.binary, *args], returncode, output)
         return output
 
-    def run_unchecked(self, *args: str, with_workspace: bool = True) -> tuple[int, str]:
-        """Run one command; return its exit code and output, whatever the code."""
+    def run_unchecked(
+        self,
+        *args: str,
+        with_workspace: bool = True,
+        on_line: Callable[[str], None] | None = None,
+    ) -> tuple[int, str]:
+        """Run one command; return its exit code and output, whatever the code.
+
+        ``on_line`` is called with each line of output as Terraform writes it.
+        """
         if shutil.which(self.binary) is None:
             raise PipelineError(f"terraform not found (looked for {self.binary!r} on PATH)")
         command = [self.binary, f"-chdir={self.workdir}", *args]
         logger.info("running %s", " ".join(command))
         started = time.monotonic()
-        completed = subprocess.run(
+        lines: list[str] = []
+        with subprocess.Popen(
             command,
             env=self._environ(with_workspace),
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            check=False,
-        )
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                if on_line is not None:
+                    on_line(line.rstrip("\n"))
+            returncode = process.wait()
         self.timings[args[0]] = self.timings.get(args[0], 0.0) + time.monotonic() - started
-        return completed.returncode, completed.stdout + completed.stderr
+        return returncode, "".join(lines)
 
     def init(self) -> None:
         self.run("init", "-input=false", "-no-color", with_workspace=False)
@@ -99,11 +118,23 @@ class Terraform:
         self.workspace = name
         return created
 
-    def apply(self, *args: str) -> None:
-        self.run("apply", "-auto-approve", "-input=false", "-no-color", *args)
+    def apply(self, *args: str, progress: ResourceProgress | None = None) -> None:
+        self._change("apply", args, progress)
 
-    def destroy(self, *args: str) -> None:
-        self.run("destroy", "-auto-approve", "-input=false", "-no-color", *args)
+    def destroy(self, *args: str, progress: ResourceProgress | None = None) -> None:
+        self._change("destroy", args, progress)
+
+    def _change(self, verb: str, args: Sequence[str], progress: ResourceProgress | None) -> None:
+        """``apply`` or ``destroy``; with ``progress``, in ``-json`` and reported per resource."""
+        command = [verb, "-auto-approve", "-input=false", "-no-color", *args]
+        if progress is None:
+            self.run(*command)
+            return
+        command.insert(1, "-json")
+        tracker = _ResourceTracker(progress)
+        returncode, output = self.run_unchecked(*command, on_line=tracker.feed)
+        if returncode != 0:
+            raise TerraformError([self.binary, *command], returncode, human_output(output))
 
     def plan_has_changes(self, *args: str) -> tuple[bool, str]:
         """Plan with ``-detailed-exitcode``: (True, plan text) when anything would change."""
@@ -124,3 +155,59 @@ class Terraform:
         if returncode != 0:
             return []
         return [line for line in output.splitlines() if line.strip()]
+
+
+class _ResourceTracker:
+    """Reads ``terraform apply -json`` lines; reports resources done of those planned."""
+
+    def __init__(self, progress: ResourceProgress) -> None:
+        self.progress = progress
+        self.total: int | None = None
+        self.done = 0
+
+    def feed(self, line: str) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        hook = message.get("hook") or {}
+        resource = (hook.get("resource") or {}).get("addr", "")
+        if kind == "change_summary" and self.total is None:
+            changes = message.get("changes") or {}
+            self.total = sum(int(changes.get(k, 0)) for k in ("add", "change", "remove"))
+            self.progress(self.done, self.total, "planned")
+        elif kind in ("apply_complete", "apply_errored"):
+            self.done += 1
+            self.progress(self.done, self.total, resource)
+        elif kind == "apply_start":
+            self.progress(self.done, self.total, resource)
+
+
+def human_output(output: str) -> str:
+    """``-json`` output as the lines a person reads: each message, and errors in full."""
+    lines: list[str] = []
+    for raw in output.splitlines():
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            lines.append(raw)
+            continue
+        if not isinstance(message, dict):
+            lines.append(raw)
+            continue
+        diagnostic = message.get("diagnostic")
+        if message.get("type") == "diagnostic" and isinstance(diagnostic, dict):
+            lines.append(
+                f"{diagnostic.get('severity', 'error').title()}: {diagnostic.get('summary', '')}"
+            )
+            if diagnostic.get("address"):
+                lines.append(f"  with {diagnostic['address']}")
+            lines.extend(f"  {d}" for d in str(diagnostic.get("detail", "")).splitlines())
+        elif message.get("@level") in ("error", "warn") or message.get("type") in (
+            "apply_errored",
+        ):
+            lines.append(str(message.get("@message", raw)))
+    return "\n".join(lines)
