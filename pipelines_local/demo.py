@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,6 +81,12 @@ class DemoReport:
         """Events produced and consumed per second, end to end (deployment excluded)."""
         busy = self.seconds.get("produce", 0.0) + self.seconds.get("consume", 0.0)
         return round(self.events / busy, 1) if busy else 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DemoReport:
+        """The report back from :meth:`to_dict` (``pipeline demo --json``)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -370,7 +376,7 @@ def run_demo(
     seconds: dict[str, float] = {}
     notify("deploying (emulator + terraform apply)", 0, None)
     with _timed(seconds, "deploy"):
-        up = stack.up(workspace)
+        up = stack.up(workspace, progress=notify)
     deployed = Workspace.load(workspace)
     stream = deployed.stream_name
     report = DemoReport(
@@ -441,5 +447,5 @@ def run_demo(
         else:
             notify("tearing down (terraform destroy)", 0, None)
             with _timed(seconds, "teardown"):
-                stack.down(workspace)
+                stack.down(workspace, progress=notify)
     return report

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from pipelines.contract.codec import default_codec
 from pipelines.contract.events import event_from_json, event_to_json, partition_key
-from pipelines.contract.schemas import EVENT_TYPES
+from pipelines.contract.schemas import EVENT_TYPES, SchemaRegistry, schemas_dir
 from pipelines.errors import PipelineError
 from pipelines.stream.aggregation import Aggregator
 from pipelines.stream.records import decode_stream_record
@@ -61,11 +61,22 @@ def run_encode(
     stderr: TextIO = sys.stderr,
 ) -> int:
     codec = default_codec()
+    registry = SchemaRegistry(schemas_dir())
+    if args.event_type in {v.event_type for v in registry.unreleased()}:
+        current = registry.current[args.event_type]
+        print(
+            f"warning: schemas/{args.event_type}.avsc has changed since its last release; "
+            f"these records carry the unreleased fingerprint {current.fingerprint_hex}, which "
+            "deployed consumers do not know and will quarantine "
+            "(`pipeline schemas release` releases it)",
+            file=stderr,
+        )
     encoded: list[tuple[str, bytes]] = []
     errors = 0
     for n, line in _lines(stdin):
         try:
             data = json.loads(line)
+            _check_event_type(data, args.event_type)
             event = event_from_json(args.event_type, data, producer=args.producer)
             encoded.append((partition_key(event), codec.encode(event)))
         except json.JSONDecodeError as exc:
@@ -88,6 +99,17 @@ def run_encode(
         for _, data in encoded:
             stdout.write(base64.b64encode(data).decode() + "\n")
     return 0
+
+
+def _check_event_type(data: Any, event_type: str) -> None:
+    """A ``metadata.event_type`` that is not ``--type`` is a mistake, not something to fix."""
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    given = meta.get("event_type") if isinstance(meta, dict) else None
+    if given is not None and given != event_type:
+        raise PipelineError(
+            f"metadata.event_type is {given!r} but --type is {event_type!r}; "
+            "drop one or make them agree"
+        )
 
 
 def run_decode(

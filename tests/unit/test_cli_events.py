@@ -6,6 +6,7 @@ import base64
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -116,3 +117,54 @@ def test_decode_reports_each_bad_line_and_still_prints_the_good_ones() -> None:
     assert errors[2].startswith("line 4: TransactionRecorded body is truncated")
     assert errors[3].startswith("line 5: record does not start with the single-object marker")
     assert "Traceback" not in result.stderr
+
+
+def test_encode_refuses_a_metadata_event_type_that_contradicts_type() -> None:
+    line = json.dumps(
+        {
+            "user_id": "u-1",
+            "email": "a@example.com",
+            "name": "A",
+            "metadata": {"event_type": "UserProfileUpdated"},
+        }
+    )
+    result = pipeline("events", "encode", "--type", "UserRegistered", stdin=line)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert (
+        "line 1: metadata.event_type is 'UserProfileUpdated' but --type is 'UserRegistered'"
+        in result.stderr
+    )
+
+
+def test_encode_warns_when_the_schema_has_unreleased_changes(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+    import io
+    import shutil
+
+    from pipelines.contract.schemas import schemas_dir
+    from pipelines_local.commands import events as command
+
+    edited = tmp_path / "schemas"
+    shutil.copytree(schemas_dir(), edited)
+    path = edited / "TransactionRecorded.avsc"
+    schema = json.loads(path.read_text())
+    schema["fields"].append({"name": "note", "type": ["null", "string"], "default": None})
+    path.write_text(json.dumps(schema, indent=2))
+    monkeypatch.setattr(command, "schemas_dir", lambda: edited)
+    args = argparse.Namespace(event_type="TransactionRecorded", aggregate=False, producer="cli")
+    out, err = io.StringIO(), io.StringIO()
+
+    code = command.run_encode(args, io.StringIO(TRANSACTIONS), out, err)
+
+    assert code == 0 and len(out.getvalue().splitlines()) == 2
+    warning = err.getvalue()
+    assert "warning: schemas/TransactionRecorded.avsc has changed since its last release" in warning
+    assert "`pipeline schemas release`" in warning
+    # Released schemas: no warning.
+    monkeypatch.setattr(command, "schemas_dir", schemas_dir)
+    err = io.StringIO()
+    assert command.run_encode(args, io.StringIO(TRANSACTIONS), io.StringIO(), err) == 0
+    assert err.getvalue() == ""
