@@ -58,6 +58,7 @@ class Progress:
                 MofNCompleteColumn,
                 TextColumn,
                 TimeElapsedColumn,
+                TimeRemainingColumn,
             )
             from rich.progress import (
                 Progress as Bar,
@@ -68,6 +69,7 @@ class Progress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                TimeRemainingColumn(),
                 console=Console(file=self.stream),
                 transient=True,
             )

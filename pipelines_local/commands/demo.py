@@ -9,6 +9,7 @@ import textwrap
 from typing import Any, TextIO
 
 from pipelines_local.demo import DemoReport, run_demo
+from pipelines_local.emulator import emulator_env
 from pipelines_local.progress import Progress
 
 
@@ -150,8 +151,11 @@ def summary_lines(report: DemoReport) -> list[str]:
     )
     if report.kept:
         lines += _wrap(
-            f"Kept: the emulator is at {report.endpoint_url} (`pipeline down` removes it)."
+            f"Kept: the emulator is at {report.endpoint_url} (`pipeline down` removes it). "
+            "The AWS CLI and SDKs reach it with:"
         )
+        env = emulator_env(report.endpoint_url)
+        lines += [f"  export {name}={env[name]}" for name in sorted(env)]
     return lines
 
 

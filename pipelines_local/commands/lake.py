@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pipelines_local.progress import Progress
 from pipelines_local.workspace import DEFAULT_WORKSPACE, Workspace
 
 if TYPE_CHECKING:
@@ -100,9 +101,15 @@ def compact_lake_tables(
         orphan_age=timedelta(hours=args.orphan_age_hours),
     )
     compactor = Compactor(lake.catalog, files=files, retention=retention)
-    reports = compact_lake(
-        lake, compactor, tables=args.table, before=args.before, expire=not args.no_expire
-    )
+    with Progress() as shown:
+        reports = compact_lake(
+            lake,
+            compactor,
+            tables=args.table,
+            before=args.before,
+            expire=not args.no_expire,
+            progress=lambda done, total, table: shown.update("compacting", done, total, table),
+        )
     out = stdout or sys.stdout
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2), file=out)

@@ -20,6 +20,7 @@ import sys
 from datetime import timedelta
 from typing import Any, TextIO
 
+from pipelines_local.progress import Progress
 from pipelines_local.rebuild import (
     RebuildPlan,
     drop_tables,
@@ -238,35 +239,17 @@ def _execute(
     args: argparse.Namespace,
     stdout: TextIO,
 ) -> int:
-    show = not args.json and sys.stderr.isatty()
-    progress_bar = None
-    if show:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        progress_bar = Progress(
-            TextColumn(record.replay_id),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            transient=True,
-        )
-        task = progress_bar.add_task("replay", total=record.planned_events or None)
-        progress_bar.update(task, completed=record.replayed_events)
-        progress_bar.start()
+    shown = Progress()
+    step = f"{record.target} replay {record.replay_id}"
+    done_events = record.replayed_events
 
     def progress(n: int) -> None:
-        if progress_bar is not None:
-            progress_bar.advance(task, n)
+        nonlocal done_events
+        done_events += n
+        shown.update(step, done_events, record.planned_events or None)
 
-    try:
+    with shown:
+        shown.update(step, done_events, record.planned_events or None)
         if record.target == "projections":
             done = rebuild_projections(workspace, record, store, progress=progress)
         elif record.target == "lake":
@@ -296,9 +279,6 @@ def _execute(
                 pacer=shard_bound_pacer(shards, rate=record.rate, speedup=record.speedup),
                 progress=progress,
             )
-    finally:
-        if progress_bar is not None:
-            progress_bar.stop()
     if record.target == "projections" and not args.json:
         _print_diff(done, stdout)
         return 0

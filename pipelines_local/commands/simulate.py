@@ -89,9 +89,7 @@ def run(args: argparse.Namespace) -> int:
             f"{len(workload.events):,} events to {stream} in {seconds:.1f} s "
             f"({summary['events_per_second']:,.0f} events/s)"
         )
-        print(
-            f"aggregated into {summary['kinesis_records']:,} Kinesis records (many events each)"
-        )
+        print(f"aggregated into {summary['kinesis_records']:,} Kinesis records (many events each)")
         print(f"event time {summary['first_event_at']} to {summary['last_event_at']}")
     return 0
 

@@ -8,7 +8,7 @@ run: :class:`~pipelines.consumers.lake.compaction.Compactor` over each of the la
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -66,12 +66,19 @@ def compact_lake(
     tables: Iterable[str] | None = None,
     before: date | None = None,
     expire: bool = True,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[TableCompaction]:
-    """Compact the lake's tables (or ``tables``) that exist; a missing one is skipped."""
+    """Compact the lake's tables (or ``tables``) that exist; a missing one is skipped.
+
+    ``progress(done, total, table)`` hears of each table as its compaction starts.
+    """
     from pyiceberg.exceptions import NoSuchTableError
 
     reports = []
-    for identifier in table_identifiers(lake, tables):
+    identifiers = list(table_identifiers(lake, tables))
+    for done, identifier in enumerate(identifiers):
+        if progress is not None:
+            progress(done, len(identifiers), ".".join(identifier))
         try:
             reports.append(compactor.run(identifier, before=before, expire=expire))
         except NoSuchTableError:
