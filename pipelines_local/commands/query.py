@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from pipelines_local.query import (
@@ -26,8 +29,10 @@ def register(subparsers: Any) -> None:
         description="Runs Athena (Trino-dialect) SQL over the workspace's lake: one table per "
         "event type, named in snake case (transaction_recorded, metric_recorded, ...), with the "
         "dt partition as a yyyy-MM-dd string. --engine local transpiles the SQL to DuckDB and "
-        "scans the Iceberg tables of the workspace's Glue database; --engine athena runs it in the "
-        "workspace's Athena workgroup.",
+        "scans the Iceberg tables of the workspace's Glue database, answers SHOW TABLES, SHOW "
+        "COLUMNS, SHOW PARTITIONS, DESCRIBE and the like from their catalog, and refuses "
+        "statements that write (docs/query.md); --engine athena runs it in the workspace's "
+        "Athena workgroup.",
     )
     parser.add_argument("sql", nargs="?", help="the SQL; '-' reads it from standard input")
     parser.add_argument(
@@ -80,15 +85,37 @@ def _sql_of(args: argparse.Namespace, stdin: TextIO) -> str:
 def _engine(args: argparse.Namespace) -> QueryEngine:
     if args.engine == "athena":
         if args.database and args.workgroup:
-            import boto3
-
-            athena = boto3.session.Session().client("athena", endpoint_url=args.endpoint)
-            return AthenaEngine(args.workgroup, args.database, athena)
+            return AthenaEngine(args.workgroup, args.database, _athena_client(args.endpoint))
         workspace = Workspace.load(args.workspace, endpoint_url=args.endpoint)
+        with _region_required():
+            athena = workspace.client("athena")
         return AthenaEngine(
             args.workgroup or workspace.athena_workgroup,
             args.database or workspace.glue_database,
-            workspace.client("athena"),
+            athena,
         )
     workspace = Workspace.load(args.workspace, endpoint_url=args.endpoint)
     return LocalEngine(workspace.lake_catalog(database=args.database, bucket=args.bucket))
+
+
+def _athena_client(endpoint_url: str | None) -> Any:
+    """An Athena client of the default credential chain, in ``AWS_REGION`` (which, as in the
+    AWS CLI, wins over ``AWS_DEFAULT_REGION`` and the profile's region)."""
+    import boto3
+
+    session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
+    with _region_required():
+        return session.client("athena", endpoint_url=endpoint_url)
+
+
+@contextmanager
+def _region_required() -> Iterator[None]:
+    from botocore.exceptions import NoRegionError
+
+    try:
+        yield
+    except NoRegionError as exc:
+        raise QueryError(
+            "no AWS region for Athena: set AWS_REGION or AWS_DEFAULT_REGION "
+            "(or a region in the AWS profile)"
+        ) from exc

@@ -3,6 +3,8 @@
 :class:`LocalEngine` runs it on DuckDB, in process, over the same Iceberg tables Athena
 reads: the SQL is transpiled with sqlglot and each event type's table is a pyiceberg scan
 (the table's current snapshot, the partitions the query asks for) with ``dt`` a string.
+It answers Athena's metadata statements (``SHOW TABLES``, ``DESCRIBE``, ...) from the Iceberg
+catalog, names result columns as Athena does, and refuses every statement that writes.
 :class:`AthenaEngine` sends the SQL unchanged to Athena, in the workspace's workgroup and
 Glue database.
 """
@@ -12,7 +14,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,9 +28,11 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
 from pipelines.consumers.lake.iceberg import PARTITION_COLUMN
-from pipelines_local.catalog import table_name
+from pipelines_local.query.columns import athena_column_names, mark_unnamed_columns
 from pipelines_local.query.errors import QueryError
+from pipelines_local.query.metadata import LakeMetadata
 from pipelines_local.query.result import QueryResult
+from pipelines_local.query.statements import classify
 
 if TYPE_CHECKING:
     from pipelines.consumers.lake import LakeCatalog
@@ -44,7 +49,8 @@ class QueryEngine(Protocol):
 def parse_statement(sql: str) -> exp.Expr:
     """The one statement of ``sql``, parsed as Athena SQL; a clear error if it is not SQL."""
     try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+        with _commands_unannounced():
+            statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
     except ParseError as exc:
         raise QueryError(f"invalid SQL: {_parse_error_message(exc)}") from exc
     except SqlglotError as exc:
@@ -52,6 +58,24 @@ def parse_statement(sql: str) -> exp.Expr:
     if len(statements) != 1:
         raise QueryError(f"expected one SQL statement, got {len(statements)}")
     return statements[0]
+
+
+class _CommandFallback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Falling back to parsing as a 'Command'" not in record.getMessage()
+
+
+@contextmanager
+def _commands_unannounced() -> Iterator[None]:
+    """sqlglot warns of each statement it keeps as an opaque command (``SHOW``, ``OPTIMIZE``);
+    the engines tell those apart themselves, so the warning would only be noise."""
+    sqlglot_logger = logging.getLogger("sqlglot")
+    fallback = _CommandFallback()
+    sqlglot_logger.addFilter(fallback)
+    try:
+        yield
+    finally:
+        sqlglot_logger.removeFilter(fallback)
 
 
 def to_duckdb_sql(sql: str, lake_tables: Iterable[str] = ()) -> str:
@@ -90,7 +114,7 @@ def _token_text(match: re.Match[str]) -> str:
 
 
 class LocalEngine:
-    """DuckDB over pyiceberg scans of the lake's Iceberg tables.
+    """DuckDB over pyiceberg scans of the lake's Iceberg tables; read-only.
 
     Each lake table the SQL names is scanned (its current snapshot, or the one a
     ``FOR TIMESTAMP AS OF`` / ``FOR VERSION AS OF`` clause picks) into Arrow and registered
@@ -98,11 +122,16 @@ class LocalEngine:
     against constants (literals, or expressions such as ``date_format(current_date -
     INTERVAL '7' DAY, '%Y-%m-%d')``, evaluated once) are pushed into the scan, so only the
     partitions asked for are read; the SQL still applies them, so the answer is the same.
+    ``"<table>$partitions"`` is the table's Iceberg partitions metadata, as on Athena.
+
+    Metadata statements are answered by :class:`LakeMetadata`; statements that write are
+    refused (:func:`~pipelines_local.query.statements.classify`).
     """
 
     def __init__(self, lake: LakeCatalog) -> None:
         self.lake = lake
-        self.event_types = {table_name(t): t for t in lake.tables.event_types}
+        self.metadata = LakeMetadata(lake)
+        self.event_types = self.metadata.event_types
 
     @property
     def tables(self) -> list[str]:
@@ -110,6 +139,10 @@ class LocalEngine:
 
     def execute(self, sql: str) -> QueryResult:
         tree = parse_statement(sql)
+        statement = classify(tree)
+        if not isinstance(statement, exp.Expr):
+            return self.metadata.answer(statement)
+        tree = mark_unnamed_columns(tree)
         connection = duckdb.connect(":memory:")
         try:
             connection.execute("SET TimeZone = 'UTC'")
@@ -121,7 +154,7 @@ class LocalEngine:
             cursor = connection.execute(duckdb_sql)
             if cursor.description is None:
                 return QueryResult(())
-            columns = [column[0] for column in cursor.description]
+            columns = athena_column_names([column[0] for column in cursor.description])
             return QueryResult.of(columns, cursor.fetchall())
         except duckdb.Error as exc:
             raise QueryError(str(exc)) from exc
@@ -130,9 +163,9 @@ class LocalEngine:
 
     def _scans(self, tree: exp.Expr, connection: Any) -> dict[str, pa.Table]:
         """Every lake table the SQL reads, as Arrow, by the name the SQL will read it under."""
+        out = self._metadata_tables(tree)
         lake_tables = [t for t in tree.find_all(exp.Table) if t.name in self.event_types]
         pushed = _partition_filter(tree, lake_tables, connection)
-        out: dict[str, pa.Table] = {}
         for index, node in enumerate(lake_tables):
             version = node.args.get("version")
             snapshot_id = None
@@ -145,6 +178,27 @@ class LocalEngine:
                 node.set("this", exp.to_identifier(name))
             if name not in out:
                 out[name] = self.scan(table, pushed, snapshot_id)
+        return out
+
+    def _metadata_tables(self, tree: exp.Expr) -> dict[str, pa.Table]:
+        """The Iceberg metadata tables the SQL reads (``"transaction_recorded$partitions"``),
+        renamed to names DuckDB reads them under."""
+        out: dict[str, pa.Table] = {}
+        for node in list(tree.find_all(exp.Table)):
+            table, _, kind = node.name.partition("$")
+            if not kind or table not in self.event_types:
+                continue
+            if kind != "partitions":
+                raise QueryError(
+                    f'the local engine reads "{table}$partitions" of the Iceberg metadata '
+                    f'tables only; read "{node.name}" on AWS with --engine athena'
+                )
+            name = f"{table}__partitions"
+            node.set("this", exp.to_identifier(name))
+            node.set("db", None)
+            node.set("catalog", None)
+            if name not in out:
+                out[name] = self.metadata.partitions(table)
         return out
 
     def scan(self, table: str, partitions: Any = None, snapshot_id: int | None = None) -> pa.Table:
