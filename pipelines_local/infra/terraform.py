@@ -157,6 +157,10 @@ class Terraform:
         return [line for line in output.splitlines() if line.strip()]
 
 
+# The actions of apply hooks the change summary counts ("replace" is a delete and a create).
+_COUNTED_ACTIONS = ("create", "update", "delete")
+
+
 class _ResourceTracker:
     """Reads ``terraform apply -json`` lines; reports resources done of those planned."""
 
@@ -164,6 +168,7 @@ class _ResourceTracker:
         self.progress = progress
         self.total: int | None = None
         self.done = 0
+        self._seen: set[tuple[str, str]] = set()
 
     def feed(self, line: str) -> None:
         try:
@@ -180,7 +185,14 @@ class _ResourceTracker:
             self.total = sum(int(changes.get(k, 0)) for k in ("add", "change", "remove"))
             self.progress(self.done, self.total, "planned")
         elif kind in ("apply_complete", "apply_errored"):
-            self.done += 1
+            # Data sources read during the apply report their reads too; only changes are
+            # counted, each once, as the change summary counts them.
+            action = hook.get("action")
+            if action in _COUNTED_ACTIONS and (resource, action) not in self._seen:
+                self._seen.add((resource, action))
+                self.done += 1
+            if self.total is not None:
+                self.done = min(self.done, self.total)
             self.progress(self.done, self.total, resource)
         elif kind == "apply_start":
             self.progress(self.done, self.total, resource)

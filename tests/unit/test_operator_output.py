@@ -329,3 +329,23 @@ def test_the_demo_report_reads_back_from_its_json() -> None:
     report = demo_report()
     again = DemoReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert summary_lines(again)[2:] == summary_lines(report)[2:]
+
+
+def test_data_sources_read_during_the_apply_are_not_counted_as_resources() -> None:
+    seen: list[tuple[int, int | None, str]] = []
+    tracker = _ResourceTracker(lambda done, total, what: seen.append((done, total, what)))
+    policy = "data.aws_iam_policy_document.read"
+    summary, complete = (
+        next(m for m in APPLY_JSON if m["type"] == kind)
+        for kind in ("change_summary", "apply_complete")
+    )
+    messages = [
+        summary,
+        {"type": "apply_complete", "hook": {"resource": {"addr": policy}, "action": "read"}},
+        complete,
+        complete,  # the same resource reported twice counts once
+    ]
+    for message in messages:
+        tracker.feed(json.dumps(message))
+    assert [done for done, _, _ in seen] == [0, 0, 1, 1]
+    assert all(total == 3 for _, total, _ in seen)
