@@ -24,6 +24,9 @@ _COMMAND_MODULES = (
     "pipelines_local.commands.quarantine",
     "pipelines_local.commands.package",
     "pipelines_local.commands.demo",
+    "pipelines_local.commands.status",
+    "pipelines_local.commands.logs",
+    "pipelines_local.commands.alerts",
 )
 
 
