@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit lint format bench package checkov checkov-install catalog up down clean
+.PHONY: demo test test-unit test-localstack lint format bench package checkov checkov-install catalog up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ test: $(STAMP) checkov-install
 ## test-unit: the fast tier, no emulator and no Terraform apply
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+## test-localstack: the suite with PIPELINE_TARGET=localstack (docs/localstack.md); needs Docker
+## and a running LocalStack, and says how to start one if nothing answers
+test-localstack:
+	scripts/localstack-ready.sh
+	$(MAKE) --no-print-directory $(STAMP)
+	PIPELINE_TARGET=localstack $(BIN)/pytest tests/unit tests/contract tests/integration tests/e2e tests/localstack
 
 ## lint: ruff and mypy
 lint: $(STAMP)

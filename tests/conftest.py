@@ -11,10 +11,19 @@
 * ``aws_env`` - ``os.environ`` pointed at the emulator for one test (endpoint, test credentials,
   us-east-1); returns the variables it set.
 * ``aws_client`` - ``aws_client("kinesis")`` builds a boto3 client bound to the emulator.
+* ``pipeline_target`` - the session's target (``PIPELINE_TARGET``, tests/targets.py).
+
+The target switch: ``PIPELINE_TARGET=embedded`` (the default) changes nothing here. With
+``localstack`` the session's environment points every client and Terraform at LocalStack
+and the session's deployment goes there (``pipeline up --endpoint``); with ``aws`` it uses
+the ambient credentials. A test the target cannot run is skipped with the reason: one
+marked ``@pytest.mark.needs(...)`` or ``@pytest.mark.only_on(...)``, and one using a fixture
+of :data:`FIXTURE_NEEDS` (``deployed`` needs what the root module applies).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +36,8 @@ from botocore.config import Config
 from pipelines_local.emulator import EmulatorProcess, emulator_env, start_emulator
 from pipelines_local.emulator.patches import patch_names
 from pipelines_local.infra.cli_config import provider_mirror
+from pipelines_local.infra.stack import terraform_root
+from tests import targets
 from tests.session_stack import SessionStack
 from tests.stack import DeployedStack
 
@@ -47,6 +58,102 @@ CLIENT_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"})
 
 
 _SESSION_STACK_KEY = pytest.StashKey[SessionStack]()
+_TARGET_KEY = pytest.StashKey[targets.Target]()
+_SKIPPED_KEY = pytest.StashKey[frozenset[str]]()
+_SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
+
+# Fixtures whose use says what a test needs of its target (tests/targets.py).
+FIXTURE_NEEDS: dict[str, tuple[str, ...]] = {
+    "deployed": (targets.STACK,),
+    "emulator": ("embedded_emulator",),
+    "emulator_as_released": ("embedded_emulator",),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Read ``PIPELINE_TARGET`` (an unknown one fails the session here) and point the
+    session's environment at the target: LocalStack's endpoint and test credentials, or, on
+    AWS, no endpoint. The embedded target changes nothing."""
+    try:
+        target = targets.resolve(os.environ, probe=False)
+    except targets.TargetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_TARGET_KEY] = target
+    changes: dict[str, str | None] = {name: None for name in target.unset()}
+    if target.name == targets.LOCALSTACK:
+        changes.update({name: None for name in _FOREIGN_AWS_VARIABLES})
+        changes.update(target.environment())
+    config.stash[_SAVED_ENV_KEY] = {name: os.environ.get(name) for name in changes}
+    for name, value in changes.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for name, value in config.stash.get(_SAVED_ENV_KEY, {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def session_target(config: pytest.Config) -> targets.Target:
+    """The session's target with what it lacks: LocalStack is waited for and read once."""
+    target = config.stash[_TARGET_KEY]
+    if target.name == targets.LOCALSTACK and target.edition is None:
+        try:
+            target = targets.resolve(os.environ)
+        except targets.TargetError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[_TARGET_KEY] = target
+    return target
+
+
+def needs_of(item: pytest.Item) -> tuple[list[str], list[str]]:
+    """What ``item`` needs (markers and fixtures) and the targets it is limited to."""
+    needs = [str(n) for marker in item.iter_markers("needs") for n in marker.args]
+    for fixture in getattr(item, "fixturenames", ()):
+        needs.extend(FIXTURE_NEEDS.get(fixture, ()))
+    only = [str(n) for marker in item.iter_markers("only_on") for n in marker.args]
+    return needs, only
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip, with the reason, every test the session's target cannot run."""
+    wanted = {item.nodeid: needs_of(item) for item in items}
+    typos = sorted({n for needs, _ in wanted.values() for n in targets.unknown(needs)})
+    typos += sorted({n for _, only in wanted.values() for n in only if n not in targets.TARGETS})
+    if typos:
+        raise pytest.UsageError(
+            f"unknown capability or target in a needs/only_on marker: {', '.join(typos)} "
+            f"(capabilities: {', '.join(targets.CAPABILITIES)}, {targets.STACK}; "
+            f"targets: {', '.join(targets.TARGETS)})"
+        )
+    name = config.stash[_TARGET_KEY].name
+    if not any(needs and (not only or name in only) for needs, only in wanted.values()):
+        target = config.stash[_TARGET_KEY]  # nothing to resolve: LocalStack is not asked
+    else:
+        target = session_target(config)
+    stack: frozenset[str] = frozenset()
+    if target.lacking and any(targets.STACK in needs for needs, _ in wanted.values()):
+        stack = targets.stack_needs(terraform_root())
+    skipped = set()
+    for item in items:
+        needs, only = wanted[item.nodeid]
+        reason = target.skip_reason(targets.expand(needs, stack), only)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+            skipped.add(item.nodeid)
+    config.stash[_SKIPPED_KEY] = frozenset(skipped)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    target = config.stash.get(_TARGET_KEY, None)
+    if target is None or target.name == targets.EMBEDDED:
+        return None
+    return f"{targets.TARGET_VARIABLE}: {target.describe()}"
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -54,11 +161,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     be needed, so that the tests that need neither run meanwhile (tests/session_stack.py)."""
     if shutil.which("terraform") is None or not provider_mirror().is_dir():
         return
-    needs = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    skipped = session.config.stash.get(_SKIPPED_KEY, frozenset())
+    running = [item for item in session.items if item.nodeid not in skipped]
+    needs = {name for item in running for name in getattr(item, "fixturenames", ())}
     if "deployed" not in needs:
         return
-    demo = any(item.get_closest_marker("e2e") for item in session.items)
-    background = SessionStack(SESSION_WORKSPACE, with_demo=demo)
+    demo = any(item.get_closest_marker("e2e") for item in running)
+    target = session.config.stash[_TARGET_KEY]
+    background = SessionStack(SESSION_WORKSPACE, with_demo=demo, endpoint_url=target.endpoint_url)
     background.start()
     session.config.stash[_SESSION_STACK_KEY] = background
 
@@ -66,7 +176,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     background = session.config.stash.get(_SESSION_STACK_KEY, None)
     if background is not None:
-        background.stop()
+        down = background.stop()
+        if down is not None and down.returncode != 0:
+            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(
+                    f"pipeline down of {background.workspace} at {background.endpoint_url} "
+                    f"failed ({down.returncode}); its resources are left there:\n"
+                    f"{down.stderr[-2000:]}",
+                    red=True,
+                )
+
+
+@pytest.fixture(scope="session")
+def pipeline_target(request: pytest.FixtureRequest) -> targets.Target:
+    """The session's target (``PIPELINE_TARGET``), with what it lacks."""
+    return session_target(request.config)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,10 @@ runs, in a process of its own with the environment the session started with:
 * then, if the end-to-end test is collected, ``pipeline demo`` beside it on the same
   emulator (the test waits for it and checks its report and what it left behind).
 
+With an ``endpoint_url`` (``PIPELINE_TARGET=localstack``, tests/targets.py) ``pipeline up``
+gets ``--endpoint`` and starts nothing; since that endpoint outlives the session, the
+workspace is destroyed with ``pipeline down --endpoint`` when the session stops.
+
 Terraform is still applied once per session for the session's workspace; the demo's own
 workspace is the demo's, as a user's would be.
 """
@@ -32,6 +36,7 @@ from pipelines_local.workspace import Workspace
 
 UP_TIMEOUT_SECONDS = 600
 DEMO_TIMEOUT_SECONDS = 900
+DOWN_TIMEOUT_SECONDS = 600
 DEMO_ARGS = ("demo", "--events", "2000", "--seed", "1", "--json")
 
 
@@ -53,6 +58,7 @@ class SessionStack:
         default_factory=lambda: Path(tempfile.mkdtemp(prefix="pipelines-session-"))
     )
     with_demo: bool = False
+    endpoint_url: str | None = None  # None: the embedded emulator `pipeline up` starts
     _up: Finished | None = None
     _demo: Finished | None = None
     _running: subprocess.Popen[str] | None = None
@@ -90,7 +96,7 @@ class SessionStack:
 
     def _run(self, env: dict[str, str]) -> None:
         try:
-            up_args = ("up", "--workspace", self.workspace, "--json")
+            up_args = ("up", "--workspace", self.workspace, *self._endpoint_args(), "--json")
             self._up = self._command(up_args, env, UP_TIMEOUT_SECONDS)
         finally:
             self._up_done.set()
@@ -99,6 +105,9 @@ class SessionStack:
                 self._demo = self._command(DEMO_ARGS, env, DEMO_TIMEOUT_SECONDS)
         finally:
             self._demo_done.set()
+
+    def _endpoint_args(self) -> tuple[str, ...]:
+        return ("--endpoint", self.endpoint_url) if self.endpoint_url else ()
 
     def up(self) -> UpResult:
         """The session's ``pipeline up`` result, once it has finished."""
@@ -124,15 +133,20 @@ class SessionStack:
             raise RuntimeError("pipeline demo did not run: pipeline up for the session failed")
         return self._demo
 
-    def stop(self) -> None:
-        """Stop whatever still runs, then the emulator ``pipeline up`` started."""
+    def stop(self) -> Finished | None:
+        """Stop whatever still runs, then the emulator ``pipeline up`` started; on an endpoint,
+        destroy the workspace instead and return how ``pipeline down`` ended."""
+        down: Finished | None = None
         with self._lock:
             self._stopping = True
             if self._running is not None and self._running.poll() is None:
                 self._running.kill()
         if self._thread is not None:
             self._thread.join(timeout=60)
-        if self._up is not None and self._up.returncode == 0:
+        if self.endpoint_url is not None:
+            if self._up is not None:  # even a failed up may have created some of it
+                down = self._down()
+        elif self._up is not None and self._up.returncode == 0:
             pid = UpResult(**json.loads(self._up.stdout)).emulator_pid
             if pid is not None:
                 stop_emulator(pid)
@@ -141,3 +155,21 @@ class SessionStack:
             if record.is_file():
                 stop_emulator(int(json.loads(record.read_text())["pid"]))
         shutil.rmtree(self.state_dir, ignore_errors=True)
+        return down
+
+    def _down(self) -> Finished:
+        """``pipeline down`` of the workspace on the endpoint (its state is in ``state_dir``)."""
+        env = {**os.environ, "PIPELINE_STATE_DIR": str(self.state_dir)}
+        args = ("down", "--workspace", self.workspace, *self._endpoint_args(), "--json")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "pipelines_local.cli", *args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=DOWN_TIMEOUT_SECONDS,
+            )
+        except subprocess.TimeoutExpired:
+            return Finished(-1, "", f"pipeline down killed after {DOWN_TIMEOUT_SECONDS}s")
+        return Finished(done.returncode, done.stdout, done.stderr)

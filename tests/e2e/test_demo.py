@@ -22,6 +22,7 @@ pytestmark = pytest.mark.e2e
 DEMO_EVENTS = int(DEMO_ARGS[DEMO_ARGS.index("--events") + 1])
 
 
+@pytest.mark.needs("embedded_emulator")
 def test_demo_accounts_for_every_event_and_leaves_nothing_of_its_workspace(
     deployed: DeployedStack, session_stack: SessionStack
 ) -> None:

@@ -177,6 +177,7 @@ def workload() -> list[dict[str, Any]]:
     return simulate(WORKLOAD_EVENTS, seed=11).events
 
 
+@pytest.mark.needs("local_runtime")
 @pytest.mark.parametrize("wrapper", ["", "deliver_twice", "die_after_first_delivery"])
 def test_every_record_is_archived_exactly_once_however_delivery_misbehaves(
     deployed: DeployedStack,

@@ -88,6 +88,7 @@ def given_up(deployed: DeployedStack, tmp_path_factory: pytest.TempPathFactory) 
     }
 
 
+@pytest.mark.needs("local_runtime")
 def test_coordinates_on_the_destination_turn_back_into_events_from_the_archive(
     deployed: DeployedStack, given_up: dict[str, Any]
 ) -> None:
@@ -116,6 +117,7 @@ def test_coordinates_on_the_destination_turn_back_into_events_from_the_archive(
     assert failed_batches(stack.sqs, given_up["queue_url"]) == batches  # read, not consumed
 
 
+@pytest.mark.needs("local_runtime")
 def test_records_the_archive_does_not_hold_come_from_the_stream_while_it_holds_them(
     deployed: DeployedStack, given_up: dict[str, Any]
 ) -> None:
@@ -136,6 +138,7 @@ def test_records_the_archive_does_not_hold_come_from_the_stream_while_it_holds_t
     assert all(batch.missing == 0 for batch in recovered)
 
 
+@pytest.mark.needs("local_runtime")
 def test_pipeline_deadletters_show_prints_the_events_of_each_batch(
     deployed: DeployedStack, given_up: dict[str, Any]
 ) -> None:
@@ -231,6 +234,7 @@ def _replayed_on_stream(stack: RuntimeStack, replay_id: str) -> list[str]:
     return ids
 
 
+@pytest.mark.needs("local_runtime")
 def test_pipeline_deadletters_redrive_puts_each_archived_event_back_once(
     deployed: DeployedStack, given_up: dict[str, Any]
 ) -> None:

@@ -35,7 +35,7 @@ from tests.integration import exactly_once_handlers as wrappers
 from tests.integration.runtime_stack import RuntimeStack
 from tests.stack import FAST_WRITE_RETRIES, DeployedStack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("local_runtime")]
 
 WORKLOAD_EVENTS = 1000
 WORKLOAD_SEED = 7

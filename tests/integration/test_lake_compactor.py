@@ -17,7 +17,7 @@ from pipelines.consumers.lake.retention import referenced_files, table_folders
 from tests.stack import DeployedStack
 from tests.unit.test_lake_compaction import TYPE, Writer, event_ids, transactions
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("glue")]
 
 
 @pytest.fixture

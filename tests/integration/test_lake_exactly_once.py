@@ -53,7 +53,7 @@ from tests.integration import lake_once_handlers as wrappers
 from tests.integration.runtime_stack import RuntimeStack
 from tests.stack import DeployedStack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("glue", "local_runtime")]
 
 WORKLOAD_EVENTS = 300
 WORKLOAD_SEED = 7

@@ -27,7 +27,7 @@ from tests.unit.test_lake_writer import (
     unchecked_bytes,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("glue")]
 
 
 @pytest.fixture

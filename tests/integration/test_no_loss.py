@@ -43,7 +43,7 @@ from pipelines_local.simulator import SPAN, simulate
 from tests.hostile import forge
 from tests.stack import DeployedStack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("glue", "local_runtime")]
 
 RUN_SECONDS = 240
 NOW = datetime.now(UTC).replace(microsecond=0)

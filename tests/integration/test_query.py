@@ -20,7 +20,7 @@ from pipelines_local.simulator import simulate
 from tests.lake import commit_events
 from tests.stack import DeployedStack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.needs("glue")]
 
 BATCH = 500
 
@@ -200,6 +200,7 @@ def test_cli_reports_malformed_sql_without_a_traceback(cli_args, monkeypatch, ca
     assert "Traceback" not in captured.err
 
 
+@pytest.mark.needs("athena", "embedded_emulator")
 def test_athena_engine_pages_results_and_drops_the_header_row(deployed: DeployedStack):
     workspace = deployed.workspace
     athena = deployed.client("athena")
@@ -231,3 +232,30 @@ def test_athena_engine_pages_results_and_drops_the_header_row(deployed: Deployed
     result = engine.execute("SELECT dt, count(*) AS n, sum(amount) FROM transaction_recorded")
     assert result.columns == ("dt", "n", "amount")
     assert result.rows == [("2026-11-01", 1, Decimal("1.50")), ("2026-11-02", 2, Decimal("1.50"))]
+
+
+def test_metadata_statements_are_answered_from_the_glue_catalog(engine, events):
+    tables = engine.execute("SHOW TABLES")
+    assert tables.columns == ("tab_name",)
+    assert {table_name(e.event_type) for e in events} <= {row[0] for row in tables.rows}
+
+    days = sorted({e.metadata["occurred_at"].astimezone(UTC).date().isoformat() for e in events})
+    assert engine.execute("SHOW PARTITIONS transaction_recorded").rows == [
+        (f"dt={day}",) for day in days
+    ]
+    described = {row[0]: row[1] for row in engine.execute("DESCRIBE transaction_recorded").rows}
+    assert described["amount"] == "decimal(18,4)"
+    assert described["# Partition Information"] == ""
+
+
+def test_cli_names_unaliased_columns_and_refuses_writes(cli_args, engine, monkeypatch, capsys):
+    sql = "SELECT count(*) FROM metric_recorded"
+    expected = engine.execute(sql).rows[0][0]
+    assert run_cli(["query", sql, "--format", "csv", *cli_args], monkeypatch) == 0
+    assert capsys.readouterr().out.splitlines() == ["_col0", str(expected)]
+
+    assert run_cli(["query", "DROP TABLE metric_recorded", *cli_args], monkeypatch) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("pipeline query: the local engine is read-only")
+    assert "Traceback" not in captured.err
+    assert engine.execute(sql).rows == [(expected,)]

@@ -135,6 +135,7 @@ def _replay(deployed: DeployedStack, state: Drained, *extra: str) -> dict[str, A
     return document
 
 
+@pytest.mark.needs("local_runtime")
 def test_a_preview_counts_the_workload_and_writes_nothing(
     deployed: DeployedStack, drained: Any
 ) -> None:
@@ -150,6 +151,7 @@ def test_a_preview_counts_the_workload_and_writes_nothing(
     assert _sinks(deployed) == state.before
 
 
+@pytest.mark.needs("local_runtime")
 def test_replaying_the_workload_onto_the_stream_twice_changes_no_sink(
     deployed: DeployedStack, drained: Any
 ) -> None:
@@ -226,6 +228,7 @@ def _tables(deployed: DeployedStack) -> set[str]:
     return names
 
 
+@pytest.mark.needs("local_runtime")
 def test_a_rebuild_of_the_projections_finds_the_item_changed_behind_its_back(
     deployed: DeployedStack, drained: Any
 ) -> None:
@@ -278,6 +281,7 @@ def test_a_rebuild_of_the_projections_finds_the_item_changed_behind_its_back(
     assert not set(shadow.values()) & _tables(deployed)
 
 
+@pytest.mark.needs("local_runtime")
 def test_promoting_a_rebuild_puts_the_projector_on_its_tables(
     deployed: DeployedStack, drained: Any
 ) -> None:
@@ -335,6 +339,7 @@ def test_a_rebuild_refuses_a_partial_selection(deployed: DeployedStack) -> None:
     assert "whole archive" in completed.stderr
 
 
+@pytest.mark.needs("glue", "local_runtime")
 def test_a_lake_rebuild_appends_nothing_the_lake_holds(
     deployed: DeployedStack, drained: Any
 ) -> None:

@@ -46,6 +46,7 @@ def aws(deployed: DeployedStack) -> Callable[[str], Any]:
     return deployed.client
 
 
+@pytest.mark.needs("embedded_emulator")
 def test_up_starts_an_emulator_and_records_where_the_stack_is(deployed, state_dir):
     up = deployed.up
     assert up.started_emulator and up.created_workspace
@@ -57,6 +58,7 @@ def test_up_starts_an_emulator_and_records_where_the_stack_is(deployed, state_di
     print(f"\napply took {up.seconds['apply']}s on the emulator")
 
 
+@pytest.mark.needs("embedded_emulator")
 def test_plan_after_apply_reports_no_changes(deployed, state_dir):
     changed, text = stack.plan(deployed.workspace.name, state_dir=state_dir)
     assert not changed, text[-4000:]
@@ -164,6 +166,7 @@ def test_uploads_notify_the_labeler_queue(deployed, aws):
     assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"].endswith("-uploads-dlq")
 
 
+@pytest.mark.needs("glue")
 def test_glue_tables_are_iceberg_tables_whose_columns_equal_the_avro_fields(deployed, aws):
     """`pipeline up` created the tables (Terraform owns the database): Iceberg tables at the
     lake bucket, with the Avro fields as columns and then `dt`, their partition."""
@@ -186,6 +189,7 @@ def test_glue_tables_are_iceberg_tables_whose_columns_equal_the_avro_fields(depl
         assert "projection.enabled" not in parameters  # Iceberg plans its own partitions
 
 
+@pytest.mark.needs("athena")
 def test_athena_workgroup_enforces_a_scan_cutoff_and_encrypted_results(deployed, aws):
     athena = aws("athena")
     workgroup = athena.get_work_group(WorkGroup=deployed.outputs["athena_workgroup"])["WorkGroup"]
@@ -278,6 +282,7 @@ def _named(prefix: str, names: list[str]) -> list[str]:
     return [n for n in names if prefix in n]
 
 
+@pytest.mark.needs("embedded_emulator")
 def test_down_stops_the_embedded_emulator_once_no_workspace_holds_anything(tmp_path):
     """The other half of `pipeline down`: destroying a workspace is tested by the demo
     (tests/e2e), which goes up and down beside this session's workspace."""
@@ -289,6 +294,7 @@ def test_down_stops_the_embedded_emulator_once_no_workspace_holds_anything(tmp_p
         os.kill(record["pid"], 0)
 
 
+@pytest.mark.needs("scheduler")
 def test_a_schedule_invokes_the_lake_compactor_daily_and_may_do_nothing_else(deployed, aws):
     schedule = aws("scheduler").get_schedule(
         Name=deployed.outputs["lake_compaction_schedule"]["name"]
