@@ -55,3 +55,48 @@ def athena_column_names(names: Sequence[str]) -> list[str]:
         f"_col{position}" if _IS_PLACEHOLDER.fullmatch(name) else name
         for position, name in enumerate(names)
     ]
+
+
+# DuckDB's type names and Athena's (Trino's) for the same values.
+_ATHENA_TYPES = {
+    "BOOLEAN": "boolean",
+    "TINYINT": "tinyint",
+    "SMALLINT": "smallint",
+    "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "HUGEINT": "bigint",  # DuckDB's sum() of integers; Trino's is bigint
+    "UTINYINT": "smallint",
+    "USMALLINT": "integer",
+    "UINTEGER": "bigint",
+    "UBIGINT": "bigint",
+    "FLOAT": "real",
+    "DOUBLE": "double",
+    "VARCHAR": "varchar",
+    "BLOB": "varbinary",
+    "DATE": "date",
+    "TIME": "time",
+    "TIMESTAMP": "timestamp",
+    "TIMESTAMP_NS": "timestamp",
+    "TIMESTAMP_MS": "timestamp",
+    "TIMESTAMP_S": "timestamp",
+    "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
+    "INTERVAL": "interval day to second",
+    "UUID": "uuid",
+    "JSON": "json",
+}
+
+
+def athena_type(duckdb_type: str) -> str:
+    """The Athena type of a result column DuckDB typed ``duckdb_type``: ``DECIMAL(18,4)`` is
+    ``decimal(18,4)``, ``VARCHAR[]`` is ``array``, a ``STRUCT`` is ``row``; what has no
+    counterpart is ``varchar``."""
+    name = duckdb_type.strip().upper()
+    if name.startswith("DECIMAL"):
+        return name.lower().replace(" ", "")
+    if name.endswith("]"):
+        return "array"
+    if name.startswith("STRUCT"):
+        return "row"
+    if name.startswith("MAP"):
+        return "map"
+    return _ATHENA_TYPES.get(name, "varchar")

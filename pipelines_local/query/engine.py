@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,7 +28,11 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
 from pipelines.consumers.lake.iceberg import PARTITION_COLUMN
-from pipelines_local.query.columns import athena_column_names, mark_unnamed_columns
+from pipelines_local.query.columns import (
+    athena_column_names,
+    athena_type,
+    mark_unnamed_columns,
+)
 from pipelines_local.query.errors import QueryError
 from pipelines_local.query.metadata import LakeMetadata
 from pipelines_local.query.result import QueryResult
@@ -155,7 +159,8 @@ class LocalEngine:
             if cursor.description is None:
                 return QueryResult(())
             columns = athena_column_names([column[0] for column in cursor.description])
-            return QueryResult.of(columns, cursor.fetchall())
+            types = [athena_type(str(column[1])) for column in cursor.description]
+            return QueryResult.of(columns, cursor.fetchall(), types)
         except duckdb.Error as exc:
             raise QueryError(str(exc)) from exc
         finally:
@@ -203,10 +208,16 @@ class LocalEngine:
 
     def scan(self, table: str, partitions: Any = None, snapshot_id: int | None = None) -> pa.Table:
         """One table's rows (of ``partitions``, at ``snapshot_id``) as Arrow."""
+        from pyiceberg.exceptions import NoSuchTableError
         from pyiceberg.expressions import AlwaysTrue
 
         try:
             iceberg = self.lake.table(self.event_types[table])
+        except NoSuchTableError:
+            raise QueryError(
+                f"TABLE_NOT_FOUND: Table 'awsdatacatalog.{self.lake.database}.{table}' "
+                "does not exist"
+            ) from None
         except Exception as exc:
             raise QueryError(f"cannot load lake table {table}: {exc}") from exc
         schema = self.lake.schema(self.event_types[table])
@@ -327,6 +338,11 @@ _CONVERTERS: Mapping[str, Callable[[str], Any]] = {
     "real": float,
     "double": float,
     "decimal": Decimal,
+    "date": date.fromisoformat,
+    "timestamp": datetime.fromisoformat,
+    "timestamp with time zone": lambda v: datetime.fromisoformat(v.removesuffix(" UTC")).replace(
+        tzinfo=UTC
+    ),
 }
 
 
@@ -388,6 +404,7 @@ class AthenaEngine:
         columns: list[str] = []
         converters: list[Callable[[str], Any]] = []
         rows: list[tuple[Any, ...]] = []
+        types: list[str] = []
         first = True
         for page in paginator.paginate(QueryExecutionId=query_id):
             result_set = page["ResultSet"]
@@ -395,6 +412,7 @@ class AthenaEngine:
                 info = result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
                 columns = [column["Name"] for column in info]
                 converters = [_CONVERTERS.get(column.get("Type", ""), str) for column in info]
+                types = [_column_type(column) for column in info]
             data = result_set.get("Rows", [])
             for index, row in enumerate(data):
                 raw = [cell.get("VarCharValue") for cell in row.get("Data", [])]
@@ -407,4 +425,12 @@ class AthenaEngine:
                     )
                 )
             first = False
-        return QueryResult(tuple(columns), rows)
+        return QueryResult(tuple(columns), rows, tuple(types))
+
+
+def _column_type(column: Mapping[str, Any]) -> str:
+    """A ColumnInfo's type as one name: ``decimal`` with its precision and scale."""
+    name = str(column.get("Type", "varchar"))
+    if name == "decimal" and "Precision" in column:
+        return f"decimal({column['Precision']},{column.get('Scale', 0)})"
+    return name

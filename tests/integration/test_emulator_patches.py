@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -590,3 +591,65 @@ def test_update_table_at_a_stale_version_as_released(moto_as_released: ClientFac
     assert _table(glue, database, table)["Parameters"] == {
         "metadata_location": "s3://lake/v2-lost.json"
     }
+
+
+# --- 11. athena_executes_sql ------------------------------------------------------------
+
+
+def _athena_query(aws: ClientFactory, sql: str, name: str) -> tuple[Any, str]:
+    """``sql`` started in a workgroup of its own whose results go to a bucket of its own."""
+    bucket = f"athena-results-{name}"
+    aws("s3").create_bucket(Bucket=bucket)
+    athena = aws("athena")
+    athena.create_work_group(
+        Name=name,
+        Configuration={
+            "ResultConfiguration": {"OutputLocation": f"s3://{bucket}/q/"},
+            "EnforceWorkGroupConfiguration": True,
+        },
+    )
+    query_id = athena.start_query_execution(QueryString=sql, WorkGroup=name)["QueryExecutionId"]
+    return athena, query_id
+
+
+def _final(athena: Any, query_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+        if execution["Status"]["State"] not in ("QUEUED", "RUNNING"):
+            return execution
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_athena_runs_the_sql_and_writes_the_result(aws_client: ClientFactory) -> None:
+    sql = "SELECT n, n * 2.5 AS x FROM (VALUES (1), (2)) AS t(n) ORDER BY n"
+    athena, query_id = _athena_query(aws_client, sql, "sql-runs")
+    execution = _final(athena, query_id)
+    assert execution["Status"]["State"] == "SUCCEEDED"
+    assert execution["ResultConfiguration"]["OutputLocation"] == (
+        f"s3://athena-results-sql-runs/q/{query_id}.csv"
+    )
+    result = athena.get_query_results(QueryExecutionId=query_id)["ResultSet"]
+    assert [[c["VarCharValue"] for c in row["Data"]] for row in result["Rows"]] == [
+        ["n", "x"],
+        ["1", "2.5"],
+        ["2", "5.0"],
+    ]
+    assert [c["Type"] for c in result["ResultSetMetadata"]["ColumnInfo"]] == ["integer", "decimal"]
+    body = aws_client("s3").get_object(Bucket="athena-results-sql-runs", Key=f"q/{query_id}.csv")
+    assert body["Body"].read() == b'"n","x"\n"1","2.5"\n"2","5.0"\n'
+
+
+def test_athena_fails_invalid_sql_with_the_reason(aws_client: ClientFactory) -> None:
+    athena, query_id = _athena_query(aws_client, "SELEC 1", "sql-fails")
+    status = _final(athena, query_id)["Status"]
+    assert status["State"] == "FAILED"
+    assert status["StateChangeReason"].startswith("invalid SQL")
+    assert status["AthenaError"]["Retryable"] is False
+
+
+def test_athena_sql_as_released(moto_as_released: ClientFactory) -> None:
+    athena, query_id = _athena_query(moto_as_released, "SELEC 1", "sql-released")
+    assert _final(athena, query_id)["Status"]["State"] == "SUCCEEDED"
+    assert athena.get_query_results(QueryExecutionId=query_id)["ResultSet"]["Rows"] == []

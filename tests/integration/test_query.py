@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -259,3 +260,154 @@ def test_cli_names_unaliased_columns_and_refuses_writes(cli_args, engine, monkey
     assert captured.err.startswith("pipeline query: the local engine is read-only")
     assert "Traceback" not in captured.err
     assert engine.execute(sql).rows == [(expected,)]
+
+
+# --- Athena on the embedded emulator runs the SQL (emulator patch athena_executes_sql) -----
+
+# Every kind of column the lake has, grouping and ordering, the Iceberg metadata table, the
+# metadata statements, and a result longer than one page of GetQueryResults.
+ATHENA_QUERIES = [
+    "SELECT count(*), count(DISTINCT event_id) FROM transaction_recorded",
+    "SELECT dt, count(*) AS n, sum(amount) AS total FROM transaction_recorded "
+    "GROUP BY dt ORDER BY dt",
+    "SELECT status, min(occurred_at) AS first_at, max(amount) AS top FROM transaction_recorded "
+    "GROUP BY status ORDER BY status",
+    "SELECT metric_name, avg(value) AS mean, count(*) AS n FROM metric_recorded "
+    "GROUP BY metric_name ORDER BY metric_name",
+    "SELECT event_id, dt FROM (SELECT event_id, dt FROM metric_recorded UNION ALL "
+    "SELECT event_id, dt FROM user_activity_recorded UNION ALL "
+    "SELECT event_id, dt FROM transaction_recorded) ORDER BY event_id",
+    "SELECT user_id, session_duration_ms FROM user_activity_recorded "
+    "WHERE session_duration_ms IS NULL OR session_duration_ms > 0 ORDER BY event_id LIMIT 50",
+    'SELECT record_count, file_count FROM "transaction_recorded$partitions" '
+    "ORDER BY record_count, file_count",
+    "SHOW TABLES",
+    "SHOW PARTITIONS transaction_recorded",
+    "DESCRIBE transaction_recorded",
+    named_query("daily_analytics"),
+]
+
+
+@pytest.fixture
+def athena_engine(lake: Lake, deployed: DeployedStack) -> AthenaEngine:
+    workspace = deployed.workspace
+    return AthenaEngine(
+        workspace.athena_workgroup, lake.database, deployed.client("athena"), poll_seconds=0.1
+    )
+
+
+@pytest.mark.needs("athena", "embedded_emulator")
+@pytest.mark.parametrize("sql", ATHENA_QUERIES, ids=range(len(ATHENA_QUERIES)))
+def test_athena_on_the_emulator_gives_the_local_engines_rows(engine, athena_engine, sql):
+    local = engine.execute(sql)
+    athena = athena_engine.execute(sql)
+    assert athena.columns == local.columns
+    assert [athena.type_of(i) for i in range(len(athena.columns))] == [
+        local.type_of(i) for i in range(len(local.columns))
+    ]
+    assert comparable(athena.rows) == comparable(local.rows)
+    assert local.rows  # every test query has an answer
+
+
+def comparable(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows with doubles rounded: DuckDB sums in parallel, so the last bits of an average
+    differ from one run of the same query to the next (whichever engine starts it)."""
+    return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows]
+
+
+@pytest.mark.needs("athena", "embedded_emulator")
+def test_athena_pages_a_long_result_and_writes_it_where_athena_does(
+    deployed: DeployedStack, lake: Lake, engine
+):
+    athena = deployed.client("athena")
+    sql = ATHENA_QUERIES[4]
+    expected = engine.execute(sql).rows
+    assert len(expected) > 1000  # more than one page
+    query_id = athena.start_query_execution(
+        QueryString=sql,
+        WorkGroup=deployed.workspace.athena_workgroup,
+        QueryExecutionContext={"Database": lake.database},
+    )["QueryExecutionId"]
+    execution = wait_for(athena, query_id)
+    assert execution["Status"]["State"] == "SUCCEEDED"
+    assert execution["StatementType"] == "DML"
+    location = execution["ResultConfiguration"]["OutputLocation"]
+    results_bucket = deployed.workspace.bucket("athena_results")
+    assert location.startswith(f"s3://{results_bucket}/")  # the workgroup's, enforced
+    assert location.endswith(f"/{query_id}.csv")
+
+    pages = list(
+        athena.get_paginator("get_query_results").paginate(
+            QueryExecutionId=query_id, PaginationConfig={"PageSize": 400}
+        )
+    )
+    rows = [
+        [c.get("VarCharValue") for c in r["Data"]] for p in pages for r in p["ResultSet"]["Rows"]
+    ]
+    assert len(pages) == -(-(len(expected) + 1) // 400)
+    assert rows[0] == ["event_id", "dt"]  # the header row, on the first page only
+    assert [tuple(row) for row in rows[1:]] == expected
+
+    bucket, key = location.removeprefix("s3://").split("/", 1)
+    s3 = deployed.client("s3")
+    text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    lines = text.splitlines()
+    assert lines[0] == '"event_id","dt"'
+    assert lines[1:] == [f'"{event_id}","{dt}"' for event_id, dt in expected]
+    metadata = json.loads(s3.get_object(Bucket=bucket, Key=f"{key}.metadata")["Body"].read())
+    assert [c["Name"] for c in metadata["ColumnInfo"]] == ["event_id", "dt"]
+
+
+def wait_for(athena: Any, query_id: str, seconds: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while True:
+        execution = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+        if execution["Status"]["State"] not in ("QUEUED", "RUNNING"):
+            return execution
+        assert time.monotonic() < deadline, f"query {query_id} still running"
+        time.sleep(0.1)
+
+
+@pytest.mark.needs("athena", "embedded_emulator")
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("SELEC count(*) FROM metric_recorded", "Invalid expression / Unexpected token"),
+        ("SELECT * FROM no_such_table", "TABLE_NOT_FOUND: Table 'no_such_table' does not exist"),
+        ("SELECT no_such_column FROM metric_recorded", "no_such_column"),
+        ("DROP TABLE metric_recorded", "read-only"),
+    ],
+)
+def test_athena_on_the_emulator_fails_bad_sql_with_the_reason(
+    deployed: DeployedStack, lake: Lake, engine, sql, reason
+):
+    athena = deployed.client("athena")
+    query_id = athena.start_query_execution(
+        QueryString=sql,
+        WorkGroup=deployed.workspace.athena_workgroup,
+        QueryExecutionContext={"Database": lake.database},
+    )["QueryExecutionId"]
+    status = wait_for(athena, query_id)["Status"]
+    assert status["State"] == "FAILED"
+    assert reason in status["StateChangeReason"]
+    with pytest.raises(athena.exceptions.InvalidRequestException, match="FAILED"):
+        athena.get_query_results(QueryExecutionId=query_id)
+    assert engine.execute("SELECT count(*) FROM metric_recorded").rows[0][0] > 0
+
+
+@pytest.mark.needs("athena", "embedded_emulator")
+def test_pipeline_query_engine_athena_prints_what_the_local_engine_does(
+    cli_args, monkeypatch, capsys
+):
+    argv = ["query", "--named", "daily_analytics", "--format", "json", *cli_args]
+    assert run_cli(argv, monkeypatch) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert run_cli([*argv, "--engine", "athena"], monkeypatch) == 0
+    assert json.loads(capsys.readouterr().out) == local
+
+    assert (
+        run_cli(["query", "SELECT * FROM nope", "--engine", "athena", *cli_args], monkeypatch) == 1
+    )
+    err = capsys.readouterr().err
+    assert "failed: TABLE_NOT_FOUND" in err
+    assert "Traceback" not in err

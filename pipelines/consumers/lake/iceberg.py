@@ -151,8 +151,10 @@ class LakeCatalog:
         tables: LakeTables,
         *,
         warehouse: str | None = None,
+        create_missing: bool = True,
     ) -> None:
         self.catalog = catalog
+        self.create_missing = create_missing
         self.database = database
         self.lake_bucket = lake_bucket
         self.warehouse = warehouse or f"s3://{lake_bucket}"  # file:// in unit tests
@@ -173,9 +175,14 @@ class LakeCatalog:
 
         Creation is idempotent (two writers racing both end with the one table), and the
         partition spec is part of it, so a table is never seen unpartitioned.
+
+        With ``create_missing`` false (a reader's catalog) nothing is created or evolved: a
+        missing table raises pyiceberg's ``NoSuchTableError``.
         """
         table = self._loaded.get(event_type)
-        if table is None:
+        if table is None and not self.create_missing:
+            table = self.catalog.load_table(self.identifier(event_type))
+        elif table is None:
             table = self._create_if_missing(event_type)
             table = self._evolve(event_type, table)
         elif refresh:

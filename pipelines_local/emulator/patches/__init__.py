@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from pipelines_local.emulator.patches import (
     athena,
+    athena_sql,
     glue,
     kinesis,
     lambda_functions,
@@ -53,6 +54,7 @@ PATCHES: tuple[Patch, ...] = (
     policies.ABSENT_CONDITION_KEYS,
     lambda_functions.FUNCTION_CONFIGS_READ_BACK,
     glue.TABLE_VERSION_CHECK,
+    athena_sql.EXECUTES_SQL,
 )
 """Every patch, in the order they are applied."""
 
