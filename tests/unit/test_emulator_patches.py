@@ -7,7 +7,9 @@ over HTTP in tests/integration/test_emulator_patches.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -134,5 +136,9 @@ def test_unknown_patch_names_are_refused() -> None:
         apply_patches(disabled=["no_such_patch"])
 
 
-def test_every_patch_has_a_distinct_name() -> None:
-    assert len(set(patch_names())) == len(patch_names()) == 10
+def test_every_patch_has_a_distinct_name_and_a_row_in_the_adr() -> None:
+    adr = (Path(__file__).parents[2] / "docs/adr/0001-emulator-patches.md").read_text()
+    listed = re.findall(r"^\| \d+ \| `(\w+)` \|", adr, flags=re.MULTILINE)
+
+    assert len(set(patch_names())) == len(patch_names()) == 11
+    assert listed == patch_names()
