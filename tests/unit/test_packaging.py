@@ -179,6 +179,41 @@ print(json.dumps({{"failed": failed, "pyarrow": "pyarrow" in sys.modules,
     assert result == {"failed": {}, "pyarrow": False, "pyiceberg": False}
 
 
+def test_the_packaged_pillow_is_built_for_lambda_and_makes_thumbnails(
+    package: Package, tmp_path: Path
+) -> None:
+    """Pillow's manylinux2014 wheel (glibc 2.17, under Lambda's 2.26), loaded from the package."""
+    with zipfile.ZipFile(package.path) as archive:
+        wheel_tags = [
+            n for n in archive.namelist() if n.startswith("pillow-") and n.endswith("WHEEL")
+        ]
+        tags = archive.read(wheel_tags[0]).decode()
+    assert "Tag: cp311-cp311-manylinux2014_x86_64" in tags
+    task_root, provided = _lambda_task(package, tmp_path, PROVIDED_ON_AWS)
+    script = f"""
+import io, json, sys
+sys.path[:0] = [{str(task_root)!r}, {str(provided)!r}]
+from PIL import Image
+from pipelines.images import make_thumbnail
+buffer = io.BytesIO()
+Image.new("RGB", (1200, 900), (200, 10, 10)).save(buffer, format="JPEG")
+thumbnail = make_thumbnail(buffer.getvalue())
+print(json.dumps({{"size": [thumbnail.width, thumbnail.height], "type": thumbnail.content_type,
+                  "pil": Image.__file__}}))
+"""
+    completed = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["size"] == [256, 192] and result["type"] == "image/webp"
+    assert result["pil"].startswith(str(task_root))
+
+
 def test_the_lake_layer_is_deterministic_and_laid_out_for_lambda(
     lake_layer: Package, package: Package, tmp_path: Path
 ) -> None:
