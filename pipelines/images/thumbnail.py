@@ -88,8 +88,6 @@ def make_thumbnail(
                 out = _encodable(upright, image_format)
                 buffer = io.BytesIO()
                 out.save(buffer, format=image_format, quality=quality)
-    except (UnreadableImageError, ImageTooLargeError):
-        raise
     except UnidentifiedImageError as error:
         raise UnreadableImageError("not an image Pillow can identify", data) from error
     except Image.DecompressionBombError as error:

@@ -17,6 +17,7 @@ import sysconfig
 import zipfile
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,6 +107,19 @@ def _unpacked_layer(layer: Package, tmp_path: Path) -> Path:
     return tmp_path / "opt" / "python"
 
 
+def _isolated(script: str, cwd: Path) -> Any:
+    """What ``script`` prints last, as JSON, run by an interpreter without site-packages."""
+    completed = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
 def test_every_module_of_the_lambda_folder_imports_with_only_the_functions_requirements(
     package: Package, lake_layer: Package, tmp_path: Path
 ) -> None:
@@ -127,15 +141,7 @@ local = sorted(m for m in sys.modules if m.split(".")[0] in {LOCAL_ONLY!r})
 print(json.dumps({{"imported": imported, "failed": failed, "local": local,
                   "origin": importlib.import_module("pipelines").__file__}}))
 """
-    completed = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
-    )
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = _isolated(script, tmp_path)
     assert result["failed"] == {}
     assert result["local"] == []
     assert result["origin"].startswith(str(task_root))
@@ -167,15 +173,7 @@ for name in ("functions.archiver.handler", "functions.projector.handler",
 print(json.dumps({{"failed": failed, "pyarrow": "pyarrow" in sys.modules,
                   "pyiceberg": "pyiceberg" in sys.modules}}))
 """
-    completed = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
-    )
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = _isolated(script, tmp_path)
     assert result == {"failed": {}, "pyarrow": False, "pyiceberg": False}
 
 
@@ -201,15 +199,7 @@ thumbnail = make_thumbnail(buffer.getvalue())
 print(json.dumps({{"size": [thumbnail.width, thumbnail.height], "type": thumbnail.content_type,
                   "pil": Image.__file__}}))
 """
-    completed = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = _isolated(script, tmp_path)
     assert result["size"] == [256, 192] and result["type"] == "image/webp"
     assert result["pil"].startswith(str(task_root))
 

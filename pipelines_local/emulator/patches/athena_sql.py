@@ -39,8 +39,6 @@ the server sets). Where there is none (moto in-process), moto's behaviour is kep
 from __future__ import annotations
 
 import base64
-import csv
-import io
 import json
 import logging
 import os
@@ -70,6 +68,8 @@ _NO_OUTPUT = (
     "No output location provided. An output location is required either through the "
     "Workgroup result configuration setting or as an API input."
 )
+
+_PRECISION = {"varchar": 2147483647, "bigint": 19, "double": 17}  # as Athena's ColumnInfo
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -169,14 +169,10 @@ def _reason(exc: Exception) -> str:
 
 
 def _column_info(name: str, kind: str) -> dict[str, Any]:
-    base, precision, scale = kind, 0, 0
+    base, precision, scale = kind, _PRECISION.get(kind, 0), 0
     decimal = re.fullmatch(r"decimal\((\d+),(\d+)\)", kind)
     if decimal:
         base, precision, scale = "decimal", int(decimal.group(1)), int(decimal.group(2))
-    elif kind == "varchar":
-        precision = 2147483647
-    elif kind in ("bigint", "double"):
-        precision = {"bigint": 19, "double": 17}[kind]
     return {
         "CatalogName": "hive",
         "SchemaName": "",
@@ -252,13 +248,10 @@ def _write_result(run: LocalRun, endpoint: str) -> None:
 
 
 def _csv(columns: Sequence[dict[str, Any]], rows: Sequence[Sequence[str | None]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerow([column["Name"] for column in columns])
-    for row in rows:
-        # Athena leaves a null empty and unquoted; csv quotes every field it is given.
-        out.write(",".join("" if v is None else _quoted(v) for v in row) + "\n")
-    return out.getvalue().encode()
+    """A header row, then every value double-quoted; a null left empty and unquoted."""
+    header = [column["Name"] for column in columns]
+    lines = (",".join("" if v is None else _quoted(v) for v in row) for row in [header, *rows])
+    return "".join(f"{line}\n" for line in lines).encode()
 
 
 def _quoted(value: str) -> str:
@@ -297,7 +290,7 @@ def _install_executes_sql(patcher: Patcher) -> None:
             return exec_id
         execution = self.executions[exec_id]
         output = _output_location(self, execution, workgroup)
-        database = (context or {}).get("Database") if isinstance(context, dict) else None
+        database = context.get("Database") if isinstance(context, dict) else None
         run = LocalRun(
             query=query,
             database=str(database or "default"),
@@ -329,6 +322,7 @@ def _install_executes_sql(patcher: Patcher) -> None:
             return body
         answer = json.loads(body)
         execution = answer["QueryExecution"]
+        now = run.ended or time.time()
         status: dict[str, Any] = {"State": run.state, "SubmissionDateTime": run.submitted}
         if run.ended is not None:
             status["CompletionDateTime"] = run.ended
@@ -343,11 +337,11 @@ def _install_executes_sql(patcher: Patcher) -> None:
             }
         execution["Status"] = status
         execution["StatementType"] = "UTILITY" if run.metadata_statement else "DML"
-        engine_ms = int(((run.ended or time.time()) - (run.started or run.submitted)) * 1000)
+        engine_ms = int((now - run.started) * 1000) if run.started else 0
         execution["Statistics"] = {
             **execution.get("Statistics", {}),
-            "EngineExecutionTimeInMillis": engine_ms if run.started else 0,
-            "TotalExecutionTimeInMillis": int(((run.ended or time.time()) - run.submitted) * 1000),
+            "EngineExecutionTimeInMillis": engine_ms,
+            "TotalExecutionTimeInMillis": int((now - run.submitted) * 1000),
         }
         return json.dumps(answer)
 
